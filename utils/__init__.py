@@ -1,0 +1,1 @@
+"""followsift's domain: Apify I/O, gender inference and storage."""
