@@ -7,6 +7,9 @@ from typing import Iterable
 
 import gender_guesser.detector
 
+# Profiles below this confidence count as "unknown" unless a job sets `minConfidence`.
+DEFAULT_MIN_CONFIDENCE = 0.0
+
 _detector = gender_guesser.detector.Detector(case_sensitive=False)
 _ANSWERS = {
     "male": ("male", 0.95),
