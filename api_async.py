@@ -1,0 +1,180 @@
+"""The asynchronous job API: submit a scrape job, watch it, page through its results.
+
+Views validate and delegate: the job is written to the database and committed, then a
+single dispatch message goes to Redis; the worker does the rest.
+"""
+import math
+import re
+from typing import Literal
+
+from flask import Blueprint, current_app, request, url_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from celery_config import DISPATCH_JOB
+from utils import storage
+from utils.gender import DEFAULT_MIN_CONFIDENCE
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+USERNAME = re.compile(r"[a-z0-9._]{1,30}")
+
+
+class ApiError(Exception):
+    """An error answered as `{"error": {"code", "message", "details"?}}` with `status`."""
+
+    def __init__(self, status, code, message, details=None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class ScrapeRequest(BaseModel):
+    """The body of `POST /api/scrape-followers`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    accounts: list[str] = Field(min_length=1, description="Instagram usernames, with or without @")
+    targetGender: Literal["male", "female", "any"]
+    totalScrapeCount: int = Field(ge=1, description="Followers to scrape in all, split evenly over the accounts")
+    minConfidence: float | None = Field(default=None, ge=0, le=1)
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _engine():
+    return current_app.extensions["engine"]
+
+
+@bp.post("/scrape-followers")
+def scrape_followers():
+    spec = _parse_scrape_request()
+    settings = _settings()
+    per_account_limit = math.ceil(spec.totalScrapeCount / len(spec.accounts))
+    job_id, total_batches = storage.create_job(
+        _engine(), accounts=spec.accounts, target_gender=spec.targetGender,
+        min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
+        total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
+        batch_size=settings.batch_size,
+    )
+    try:
+        current_app.extensions["celery"].send_task(DISPATCH_JOB, args=[job_id])
+    except Exception as exc:  # kombu raises several types; the job must not stay behind.
+        storage.delete_job(_engine(), job_id)
+        current_app.logger.error("could not enqueue job %s: %s", job_id, type(exc).__name__)
+        raise ApiError(503, "queue_unavailable", "The job queue is unavailable; try again shortly.") from None
+    return {
+        "job_id": job_id,
+        "status": "queued",
+        "status_url": url_for("api.job_status", job_id=job_id),
+        "results_url": url_for("api.job_results", job_id=job_id),
+        "total_batches": total_batches,
+        "accounts": len(spec.accounts),
+        "per_account_limit": per_account_limit,
+    }, 202
+
+
+def _parse_scrape_request():
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the job as JSON (Content-Type: application/json).")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.")
+    try:
+        spec = ScrapeRequest.model_validate(body)
+    except ValidationError as exc:
+        details = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        raise ApiError(400, "invalid_request", "The request body does not match the schema.", details) from None
+    spec.accounts = _normalise_accounts(spec.accounts)
+    settings = _settings()
+    if len(spec.accounts) > settings.max_accounts:
+        raise ApiError(400, "too_many_accounts", f"At most {settings.max_accounts} accounts per job.")
+    if spec.totalScrapeCount > settings.max_total_scrape_count:
+        raise ApiError(400, "invalid_request", f"totalScrapeCount must be at most {settings.max_total_scrape_count}.")
+    return spec
+
+
+def _normalise_accounts(raw):
+    """Strip "@", lower-case, check Instagram's rules, drop repeats (first one wins)."""
+    accounts, invalid = {}, []
+    for name in raw:
+        username = name.strip().lstrip("@").lower()
+        if USERNAME.fullmatch(username):
+            accounts.setdefault(username, None)
+        else:
+            invalid.append(name)
+    if invalid:
+        raise ApiError(
+            400, "invalid_usernames",
+            f"{len(invalid)} account(s) are not valid Instagram usernames (1-30 letters, digits, '.' or '_').",
+            [{"field": "accounts", "value": name} for name in invalid[:1000]],
+        )
+    return list(accounts)
+
+
+@bp.get("/job-status/<job_id>")
+def job_status(job_id):
+    job = _job_or_404(job_id)
+    done = job["batches_done"]
+    progress = 100.0 if job["status"] == "completed" else round(100 * done / job["total_batches"], 1)
+    return {
+        "job_id": job["job_id"],
+        "status": job["status"],
+        "progress": progress,
+        "profiles_scraped": job["profiles_scraped"],
+        "profiles_kept": job["profiles_kept"],
+        "total_batches": job["total_batches"],
+        "batches_done": done,
+        "batches_failed": job["batches_failed"],
+        "gender_breakdown": {"male": job["male_count"], "female": job["female_count"],
+                             "unknown": job["unknown_count"]},
+        "target_gender": job["target_gender"],
+        "min_confidence": job["min_confidence"],
+        "accounts": job["accounts_count"],
+        "per_account_limit": job["per_account_limit"],
+        "error_message": job["error_message"],
+        "created_at": _iso(job["created_at"]),
+        "updated_at": _iso(job["updated_at"]),
+        "completed_at": _iso(job["completed_at"]),
+    }
+
+
+@bp.get("/job-results/<job_id>")
+def job_results(job_id):
+    job = _job_or_404(job_id)
+    limit = _int_arg("limit", 1000, 1, 1000)
+    cursor = request.args.get("cursor")
+    if cursor is not None:
+        if "page" in request.args:
+            raise ApiError(400, "invalid_request", "Use either page or cursor, not both.")
+        try:
+            after_id = storage.decode_cursor(cursor)
+        except ValueError:
+            raise ApiError(400, "invalid_cursor", "The cursor is not one this API issued.") from None
+        page = None
+        profiles, next_cursor = storage.result_page(_engine(), job["job_id"], limit, after_id=after_id)
+    else:
+        page = _int_arg("page", 1, 1, 10_000_000)
+        profiles, next_cursor = storage.result_page(_engine(), job["job_id"], limit, offset=(page - 1) * limit)
+    return {"profiles": profiles, "total": job["profiles_kept"], "page": page, "limit": limit,
+            "next_cursor": next_cursor, "status": job["status"]}
+
+
+def _job_or_404(job_id):
+    job = storage.get_job(_engine(), job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"No job with id {job_id!r}.")
+    return job
+
+
+def _int_arg(name, default, low, high):
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}.")
+    return int(raw)
+
+
+def _iso(value):
+    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -1,0 +1,44 @@
+"""The Celery application, configured for long, idempotent batch tasks over Redis.
+
+Both sides build it from the same `Settings`: the worker (`tasks.py`) registers the task
+bodies on it; the web process only publishes messages by task name, so it never imports
+worker code.
+"""
+from celery import Celery
+
+from utils import embedded_redis
+
+DISPATCH_JOB = "followsift.dispatch_job"
+SCRAPE_ACCOUNT_BATCH = "followsift.scrape_account_batch"
+
+
+def broker_url(settings):
+    return settings.redis_url or embedded_redis.ensure_running(settings.instance_path)
+
+
+def make_celery(settings):
+    celery = Celery("followsift")
+    transport = {
+        # Redis hands an unacknowledged message to another worker after this long; every
+        # task ends (time limit) and every retry countdown elapses well before it.
+        "visibility_timeout": settings.broker_visibility_timeout_seconds,
+    }
+    celery.conf.update(
+        broker_url=broker_url(settings),
+        broker_transport_options=transport,
+        visibility_timeout=settings.broker_visibility_timeout_seconds,
+        broker_connection_retry_on_startup=True,
+        # Results go to Postgres; Redis only carries messages.
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        # At-least-once: ack after the task ran, requeue when its process dies, and take
+        # one message at a time so nothing waits in a busy worker's buffer.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=max(settings.task_time_limit_seconds - 60, settings.task_time_limit_seconds // 2),
+    )
+    return celery

@@ -1,0 +1,139 @@
+"""Celery tasks: fan a job out into its batches, and scrape one batch.
+
+Run them with `celery -A tasks worker`. Tasks orchestrate; the work lives in `utils/`.
+Every task is idempotent, since Redis delivers at least once: a batch is claimed in
+Postgres before it does anything, and only the execution holding the claim may end it.
+"""
+import logging
+import random
+from functools import cache
+from itertools import islice
+
+import sqlalchemy.exc
+
+from celery_config import DISPATCH_JOB, SCRAPE_ACCOUNT_BATCH, make_celery
+from utils import storage
+from utils.batch_processor import process_chunk
+from utils.config import Settings
+from utils.observability import init_sentry
+from utils.scraper import BatchStopped, FatalApifyError, Scraper, TransientApifyError
+
+settings = Settings.from_env()
+init_sentry(settings)
+celery = make_celery(settings)
+log = logging.getLogger("followsift.tasks")
+
+
+@cache
+def engine():
+    # Built on first use, so each prefork child opens its own connections.
+    return storage.make_engine(settings)
+
+
+@cache
+def scraper():
+    return Scraper(settings)
+
+
+@celery.task(name=DISPATCH_JOB)
+def dispatch_job(job_id):
+    """Publish one message per queued batch over a single broker connection.
+
+    This runs here rather than in the web request because publishing thousands of
+    messages takes seconds. Run twice, it publishes duplicates, which the claim absorbs.
+    """
+    indexes = storage.queued_batch_indexes(engine(), job_id)
+    with celery.producer_or_acquire() as producer:
+        for index in indexes:
+            scrape_account_batch.apply_async((job_id, index), producer=producer)
+    log.info("job %s: dispatched %d batches", job_id, len(indexes))
+
+
+@celery.task(name=SCRAPE_ACCOUNT_BATCH, bind=True, max_retries=None)
+def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
+    """Scrape one batch of accounts through Apify and store the followers it keeps."""
+    claim = storage.claim_batch(engine(), job_id, batch_index, settings.batch_lease_seconds, resume_attempt)
+    if claim is None:
+        _check_back_later(job_id, batch_index)
+        return
+    where = f"job {job_id} batch {batch_index} attempt {claim.attempt}"
+    try:
+        tally = _scrape(claim)
+        status = storage.end_batch(engine(), claim, tally)
+        log.info("%s: kept from %d scraped; job %s", where, tally.scraped, status)
+    except FatalApifyError as exc:
+        log.error("%s: %s; failing the job", where, exc)
+        storage.fail_job(engine(), job_id, str(exc))
+        storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc))
+    except BatchStopped as exc:
+        _stop(claim, exc, where)
+    except (TransientApifyError, sqlalchemy.exc.OperationalError) as exc:
+        _retry_or_fail(self, claim, exc, where)
+
+
+def _scrape(claim):
+    """Start (or resume) the batch's Apify run and store its followers chunk by chunk."""
+    def heartbeat():
+        return storage.renew_lease(engine(), claim, settings.batch_lease_seconds)
+
+    run_id = claim.apify_run_id
+    if run_id is None:
+        run_id = scraper().start_run(claim.accounts, claim.per_account_limit)
+        storage.record_run(engine(), claim, run_id)
+    dataset_id = scraper().wait_for_run(run_id, heartbeat)
+    tally = storage.BatchTally()
+    followers = scraper().iter_followers(dataset_id, claim.accounts)
+    while chunk := list(islice(followers, settings.write_chunk_size)):
+        process_chunk(engine(), claim, chunk, tally)
+        if not heartbeat():
+            raise BatchStopped(f"batch stopped while storing Apify run {run_id}")
+    return tally
+
+
+def _stop(claim, exc, where):
+    """The batch lost its lease (someone else runs it) or its job ended (abort the run)."""
+    job = storage.get_job(engine(), claim.job_id)
+    if job is not None and job["status"] in storage.ACTIVE_JOB_STATUSES:
+        log.warning("%s: %s; another execution holds the batch", where, exc)
+        return
+    log.info("%s: job is %s; cancelling the batch", where, job and job["status"])
+    run_id = storage.batch_run_id(engine(), claim.job_id, claim.batch_index)
+    if run_id:
+        try:
+            scraper().abort_run(run_id)
+        except (TransientApifyError, FatalApifyError) as abort_error:
+            log.warning("%s: could not abort Apify run %s: %s", where, run_id, abort_error)
+    storage.cancel_batch(engine(), claim)
+
+
+def _retry_or_fail(task, claim, exc, where):
+    """Retry with exponential backoff and jitter; past the last retry, record the batch failed."""
+    retries = task.request.retries
+    if retries >= settings.batch_max_retries:
+        log.error("%s: failed after %d retries: %s", where, retries, exc)
+        storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc))
+        return
+    countdown = backoff(retries)
+    log.warning("%s: %s; retry %d/%d in %.1fs", where, exc, retries + 1, settings.batch_max_retries, countdown)
+    try:
+        storage.release_batch(engine(), claim, str(exc), forget_run=getattr(exc, "run_failed", False))
+    except sqlalchemy.exc.OperationalError:
+        pass  # The database is away; the retry resumes this attempt's claim instead.
+    raise task.retry(countdown=countdown, kwargs={"resume_attempt": claim.attempt}, exc=exc)
+
+
+def backoff(retries):
+    """Seconds before retry number `retries + 1`: doubling, capped, with half of it jittered."""
+    ceiling = min(settings.retry_backoff_max_seconds, settings.retry_backoff_seconds * 2 ** retries)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _check_back_later(job_id, batch_index):
+    """Another execution holds the batch: look again when its lease would run out.
+
+    This is how a batch whose worker was killed gets picked up again when its message
+    is redelivered before the dead worker's lease has expired.
+    """
+    seconds = storage.lease_left(engine(), job_id, batch_index)
+    if seconds is not None:
+        scrape_account_batch.apply_async((job_id, batch_index), countdown=seconds + 1)

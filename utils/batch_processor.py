@@ -1,0 +1,91 @@
+"""Classify a chunk of followers and write the kept ones, idempotently.
+
+Each chunk (at most 1000 followers) is one transaction: insert the profiles that are new
+to the job, add the source account to the ones already there, and add the number of new
+rows to the job's `profiles_kept`. Since only rows that really were inserted are counted,
+a retried or redelivered batch that writes the same followers again adds nothing, and the
+job's counter always equals its number of result rows.
+"""
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from utils.gender import detect_genders
+from utils.storage import jobs, results, utcnow
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def process_chunk(engine, claim, followers, tally):
+    """Infer genders for `followers`, count them into `tally`, store the kept ones.
+
+    Returns the number of profiles that were new to the job.
+    """
+    guesses = detect_genders((f.full_name, f.username) for f in followers)
+    kept = {}
+    for follower, guess in zip(followers, guesses):
+        gender = guess.gender if guess.confidence >= claim.min_confidence else "unknown"
+        tally.scraped += 1
+        setattr(tally, gender, getattr(tally, gender) + 1)
+        if claim.target_gender not in ("any", gender):
+            continue
+        row = kept.get(follower.profile_id)
+        if row is None:
+            kept[follower.profile_id] = row = _row(follower, gender, guess.confidence)
+        if follower.source and follower.source not in row["sources"]:
+            row["sources"].append(follower.source)
+    return write_profiles(engine, claim.job_id, list(kept.values()))
+
+
+def _row(follower, gender, confidence):
+    return {
+        "profile_id": follower.profile_id, "username": follower.username, "full_name": follower.full_name,
+        "gender": gender, "gender_confidence": round(confidence, 4), "is_private": follower.is_private,
+        "is_verified": follower.is_verified, "profile_pic_url": follower.profile_pic_url, "sources": [],
+    }
+
+
+def write_profiles(engine, job_id, rows):
+    """Upsert `rows` (dicts with a `sources` list) for the job; returns how many were new."""
+    if not rows:
+        return 0
+    now = utcnow()
+    values = [
+        {**{k: v for k, v in row.items() if k != "sources"},
+         "job_id": job_id, "source_accounts": ",".join(row["sources"]), "created_at": now}
+        for row in rows
+    ]
+    with engine.begin() as conn:
+        insert = _INSERT[conn.dialect.name](results).on_conflict_do_nothing(
+            index_elements=["job_id", "profile_id"]
+        )
+        new_ids = set(conn.execute(insert.returning(results.c.profile_id), values).scalars())
+        seen_before = [
+            {"pid": row["profile_id"], "src": source, "pattern": _contains_pattern(source)}
+            for row in rows if row["profile_id"] not in new_ids for source in row["sources"]
+        ]
+        if seen_before:
+            conn.execute(_ADD_SOURCE.where(results.c.job_id == job_id), seen_before)
+        if new_ids:
+            conn.execute(
+                jobs.update().where(jobs.c.job_id == job_id)
+                .values(profiles_kept=jobs.c.profiles_kept + len(new_ids), updated_at=now)
+            )
+    return len(new_ids)
+
+
+# Append a source account to a stored profile unless it is listed already. Usernames hold
+# only letters, digits, "." and "_", so "," separates them safely; "_" is escaped for LIKE.
+_source = sa.bindparam("src", type_=sa.Text)
+_listed = (sa.literal(",") + results.c.source_accounts + ",").like(sa.bindparam("pattern"), escape="\\")
+_ADD_SOURCE = (
+    results.update()
+    .where(results.c.profile_id == sa.bindparam("pid"), sa.not_(_listed))
+    .values(source_accounts=sa.case(
+        (results.c.source_accounts == "", _source),
+        else_=results.c.source_accounts + "," + _source,
+    ))
+)
+
+
+def _contains_pattern(source):
+    return "%," + source.replace("_", "\\_") + ",%"

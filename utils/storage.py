@@ -1,0 +1,463 @@
+"""Job, batch and result storage on Postgres (production) or SQLite (the embedded default).
+
+One SQLAlchemy Core schema serves both. Postgres is the source of truth for job state:
+every state change is a conditional UPDATE, so a redelivered or duplicated Celery message
+can never move a job or batch twice. The batch writes themselves live in
+`utils/batch_processor.py`.
+"""
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+ACTIVE_JOB_STATUSES = ("queued", "processing")
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Aware UTC datetimes in and out, also on SQLite (which stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "scrape_jobs", metadata,
+    sa.Column("job_id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("target_gender", sa.Text, nullable=False),
+    sa.Column("min_confidence", sa.Float, nullable=False),
+    sa.Column("accounts_count", sa.Integer, nullable=False),
+    sa.Column("per_account_limit", sa.Integer, nullable=False),
+    sa.Column("total_scrape_count", sa.BigInteger, nullable=False),
+    sa.Column("total_batches", sa.Integer, nullable=False),
+    sa.Column("batches_done", sa.Integer, nullable=False, default=0),
+    sa.Column("batches_failed", sa.Integer, nullable=False, default=0),
+    sa.Column("profiles_scraped", sa.BigInteger, nullable=False, default=0),
+    sa.Column("profiles_kept", sa.BigInteger, nullable=False, default=0),
+    sa.Column("male_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("female_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("unknown_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime),
+)
+
+batches = sa.Table(
+    "scrape_batches", metadata,
+    sa.Column("job_id", sa.Uuid(as_uuid=False), sa.ForeignKey("scrape_jobs.job_id"), primary_key=True),
+    sa.Column("batch_index", sa.Integer, primary_key=True),
+    sa.Column("accounts", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("apify_run_id", sa.Text),
+    sa.Column("profiles_scraped", sa.Integer, nullable=False, default=0),
+    sa.Column("error_message", sa.Text),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+results = sa.Table(
+    "scrape_results", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("job_id", sa.Uuid(as_uuid=False), sa.ForeignKey("scrape_jobs.job_id"), nullable=False),
+    sa.Column("profile_id", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("full_name", sa.Text, nullable=False),
+    sa.Column("gender", sa.Text, nullable=False),
+    sa.Column("gender_confidence", sa.Float, nullable=False),
+    sa.Column("is_private", sa.Boolean),
+    sa.Column("is_verified", sa.Boolean),
+    sa.Column("profile_pic_url", sa.Text),
+    sa.Column("source_accounts", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# -- engine and migrations ---------------------------------------------------------------
+
+def database_url(settings):
+    """The SQLAlchemy URL: psycopg 3 for Postgres, a file under the instance folder by default."""
+    url = settings.database_url
+    if not url:
+        Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(settings.instance_path) / 'followsift.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(settings, pool_size=2):
+    url = make_url(database_url(settings))
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # Supabase's transaction pooler (port 6543) cannot hold prepared statements.
+    connect_args = {"prepare_threshold": None} if url.port == 6543 else {}
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    # WAL lets the web process read while a worker writes; foreign keys give ON DELETE CASCADE.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(engine):
+    """Apply the dialect's SQL files in `migrations/` that have not run yet; return their names."""
+    folder = MIGRATIONS / ("sqlite" if engine.dialect.name == "sqlite" else "postgresql")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "create table if not exists schema_migrations "
+            "(version text primary key, applied_at text not null)"
+        )
+        done = set(conn.exec_driver_sql("select version from schema_migrations").scalars())
+    applied = []
+    for path in sorted(folder.glob("*.sql")):
+        if path.name in done:
+            continue
+        _run_script(engine, path.read_text())
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "insert into schema_migrations (version, applied_at) values (?, ?)"
+                if engine.dialect.name == "sqlite"
+                else "insert into schema_migrations (version, applied_at) values (%s, %s)",
+                (path.name, utcnow().isoformat()),
+            )
+        applied.append(path.name)
+    return applied
+
+
+def _run_script(engine, sql):
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            raw.executescript(sql)
+        else:
+            raw.cursor().execute(sql)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+def create_job(engine, *, accounts, target_gender, min_confidence, total_scrape_count, per_account_limit, batch_size):
+    """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
+    job_id = str(uuid.uuid4())
+    now = utcnow()
+    account_batches = [accounts[i:i + batch_size] for i in range(0, len(accounts), batch_size)]
+    with engine.begin() as conn:
+        conn.execute(jobs.insert().values(
+            job_id=job_id, status="queued", target_gender=target_gender, min_confidence=min_confidence,
+            accounts_count=len(accounts), per_account_limit=per_account_limit,
+            total_scrape_count=total_scrape_count, total_batches=len(account_batches),
+            created_at=now, updated_at=now,
+        ))
+        conn.execute(batches.insert(), [
+            {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
+            for index, chunk in enumerate(account_batches)
+        ])
+    return job_id, len(account_batches)
+
+
+def delete_job(engine, job_id):
+    with engine.begin() as conn:
+        for table in (results, batches, jobs):
+            conn.execute(table.delete().where(table.c.job_id == job_id))
+
+
+def get_job(engine, job_id):
+    """The job row as a dict, or None (also for a string that is not a UUID)."""
+    if not _is_uuid(job_id):
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(jobs.select().where(jobs.c.job_id == job_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def queued_batch_indexes(engine, job_id):
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(batches.c.batch_index)
+            .where(batches.c.job_id == job_id, batches.c.status == "queued")
+            .order_by(batches.c.batch_index)
+        ).scalars().all()
+
+
+def fail_job(engine, job_id, message):
+    """End an active job as failed and cancel its batches that have not started."""
+    now = utcnow()
+    with engine.begin() as conn:
+        # Batch rows before the job row: the lock order claim_batch and end_batch use.
+        conn.execute(
+            batches.update()
+            .where(batches.c.job_id == job_id, batches.c.status == "queued")
+            .values(status="cancelled", finished_at=now)
+        )
+        failed = conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+            .values(status="failed", error_message=message, updated_at=now, completed_at=now)
+        ).rowcount
+    return bool(failed)
+
+
+def job_is_active(conn, job_id):
+    return conn.execute(
+        sa.select(jobs.c.status).where(jobs.c.job_id == job_id)
+    ).scalar() in ACTIVE_JOB_STATUSES
+
+
+# -- batches -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """A batch leased to one task execution; `attempt` fences out every other execution."""
+
+    job_id: str
+    batch_index: int
+    attempt: int
+    accounts: list
+    apify_run_id: str | None
+    target_gender: str
+    min_confidence: float
+    per_account_limit: int
+
+
+def claim_batch(engine, job_id, batch_index, lease_seconds, resume_attempt=None):
+    """Lease a batch that is queued, whose lease expired, or that this task's retry held.
+
+    Returns a `Claim`, or None when the batch is not for us (finished, held by a live
+    lease elsewhere, or its job is no longer active).
+    """
+    now = utcnow()
+    b = batches.c
+    claimable = sa.or_(
+        b.status == "queued",
+        sa.and_(b.status == "running", b.lease_expires_at < now),
+        sa.and_(b.status == "running", b.attempts == (resume_attempt or -1)),
+    )
+    with engine.begin() as conn:
+        row = conn.execute(
+            batches.update()
+            .where(b.job_id == job_id, b.batch_index == batch_index, claimable)
+            .where(sa.exists().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
+            .values(
+                status="running", attempts=b.attempts + 1, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=sa.func.coalesce(b.started_at, now), error_message=None,
+            )
+            .returning(b.attempts, b.accounts, b.apify_run_id)
+        ).first()
+        if row is None:
+            return None
+        job = conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == job_id)
+            .values(status=sa.case((jobs.c.status == "queued", "processing"), else_=jobs.c.status), updated_at=now)
+            .returning(jobs.c.target_gender, jobs.c.min_confidence, jobs.c.per_account_limit)
+        ).first()
+    return Claim(job_id, batch_index, row.attempts, json.loads(row.accounts), row.apify_run_id,
+                 job.target_gender, job.min_confidence, job.per_account_limit)
+
+
+def lease_left(engine, job_id, batch_index):
+    """Seconds until a running batch of an active job may be claimed again; None otherwise."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(batches.c.lease_expires_at)
+            .join(jobs, jobs.c.job_id == batches.c.job_id)
+            .where(batches.c.job_id == job_id, batches.c.batch_index == batch_index,
+                   batches.c.status == "running", jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+        ).first()
+    if row is None or row.lease_expires_at is None:
+        return None
+    return max(0.0, (row.lease_expires_at - utcnow()).total_seconds())
+
+
+def _held(claim):
+    b = batches.c
+    return sa.and_(
+        b.job_id == claim.job_id, b.batch_index == claim.batch_index,
+        b.status == "running", b.attempts == claim.attempt,
+    )
+
+
+def renew_lease(engine, claim, lease_seconds):
+    """Extend the lease; False when the batch was taken over or its job stopped."""
+    with engine.begin() as conn:
+        renewed = conn.execute(
+            batches.update().where(_held(claim))
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        ).rowcount
+        return bool(renewed) and job_is_active(conn, claim.job_id)
+
+
+def record_run(engine, claim, run_id):
+    """Remember the batch's Apify run, so a redelivered batch resumes it instead of paying again."""
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(apify_run_id=run_id))
+
+
+def batch_run_id(engine, job_id, batch_index):
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(batches.c.apify_run_id)
+            .where(batches.c.job_id == job_id, batches.c.batch_index == batch_index)
+        ).scalar()
+
+
+def cancel_batch(engine, claim):
+    """Close a batch whose job ended while it ran."""
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(
+            status="cancelled", finished_at=utcnow(), lease_expires_at=None,
+        ))
+
+
+def release_batch(engine, claim, error_message, forget_run):
+    """Hand the batch back to the queue before a retry."""
+    values = {"status": "queued", "lease_expires_at": None, "error_message": error_message}
+    if forget_run:
+        values["apify_run_id"] = None
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(**values))
+
+
+@dataclass
+class BatchTally:
+    """What a batch scraped, counted once when the batch ends."""
+
+    scraped: int = 0
+    male: int = 0
+    female: int = 0
+    unknown: int = 0
+
+
+def end_batch(engine, claim, tally, error_message=None):
+    """Close the batch and roll its counts into the job, exactly once.
+
+    The batch's conditional UPDATE and the job's counter UPDATE share one transaction:
+    only the execution that still holds the batch moves the counters, and the execution
+    that ends the last batch ends the job. Returns the job's status afterwards, or None
+    when this execution no longer held the batch.
+    """
+    now = utcnow()
+    failed = error_message is not None
+    with engine.begin() as conn:
+        ended = conn.execute(
+            batches.update().where(_held(claim)).values(
+                status="failed" if failed else "succeeded", finished_at=now, lease_expires_at=None,
+                profiles_scraped=tally.scraped, error_message=error_message,
+            )
+        ).rowcount
+        if not ended:
+            return None
+        j = jobs.c
+        job = conn.execute(
+            jobs.update().where(j.job_id == claim.job_id).values(
+                batches_done=j.batches_done + 1, batches_failed=j.batches_failed + int(failed),
+                profiles_scraped=j.profiles_scraped + tally.scraped, male_count=j.male_count + tally.male,
+                female_count=j.female_count + tally.female, unknown_count=j.unknown_count + tally.unknown,
+                updated_at=now,
+            ).returning(j.status, j.batches_done, j.batches_failed, j.total_batches)
+        ).first()
+        if job.batches_done < job.total_batches or job.status not in ACTIVE_JOB_STATUSES:
+            return job.status
+        status = "failed" if job.batches_failed == job.total_batches else "completed"
+        conn.execute(jobs.update().where(j.job_id == claim.job_id).values(
+            status=status, completed_at=now,
+            error_message=error_message if status == "failed" else None,
+        ))
+        return status
+
+
+# -- results -------------------------------------------------------------------------------
+
+RESULT_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confidence",
+                  "is_private", "is_verified", "profile_pic_url", "source_accounts")
+
+
+def encode_cursor(last_id):
+    return base64.urlsafe_b64encode(f"r:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """The result id a cursor points after; ValueError for anything we did not issue."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("malformed cursor") from None
+    prefix, _, number = text.partition(":")
+    if prefix != "r" or not number.isdigit() or len(number) > 19:
+        raise ValueError("malformed cursor")
+    return int(number)
+
+
+def result_page(engine, job_id, limit, *, after_id=None, offset=0):
+    """One page of a job's results in insertion order, by keyset (`after_id`) or by offset.
+
+    Returns (profiles, next_cursor); next_cursor is None on the last page.
+    """
+    query = (
+        sa.select(results.c.id, *(results.c[name] for name in RESULT_COLUMNS))
+        .where(results.c.job_id == job_id)
+        .order_by(results.c.id)
+        .limit(limit + 1)
+    )
+    if after_id is not None:
+        query = query.where(results.c.id > after_id)
+    elif offset:
+        query = query.offset(offset)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    page = [_profile(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return page, next_cursor
+
+
+def _profile(row):
+    profile = {name: getattr(row, name) for name in RESULT_COLUMNS}
+    profile["source_accounts"] = [s for s in row.source_accounts.split(",") if s]
+    return profile
+
+
+def _is_uuid(value):
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
