@@ -20,6 +20,7 @@ import redis
 
 from app import create_app
 from utils import storage
+from utils.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -135,6 +136,16 @@ def client(app):
 @pytest.fixture(scope="session")
 def engine(app):
     return app.extensions["engine"]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db(request, tmp_path):
+    """An engine on each supported database, migrated."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("engine")
+    sqlite_engine = storage.make_engine(Settings(instance_path=str(tmp_path)))
+    storage.migrate(sqlite_engine)
+    return sqlite_engine
 
 
 class Worker:

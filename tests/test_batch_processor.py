@@ -1,0 +1,100 @@
+"""Chunked result writes: idempotent, merged across accounts, counted exactly."""
+import pytest
+import sqlalchemy as sa
+
+from utils import storage
+from utils.batch_processor import process_chunk, write_profiles
+from utils.scraper import Follower
+
+
+def _claim(engine, gender="any", min_confidence=0.0, accounts=("nike", "adidas")):
+    job_id, _ = storage.create_job(
+        engine, accounts=list(accounts), target_gender=gender, min_confidence=min_confidence,
+        total_scrape_count=100, per_account_limit=50, batch_size=50,
+    )
+    return storage.claim_batch(engine, job_id, 0, 60)
+
+
+def _follower(pid, name, source, username=None):
+    return Follower(pid, username or f"user{pid}", name, False, False, None, source)
+
+
+def _rows(engine, job_id):
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(storage.results).where(storage.results.c.job_id == job_id).order_by(storage.results.c.id)
+        ).mappings().all()
+
+
+def test_rewriting_a_chunk_adds_nothing(db):
+    claim = _claim(db)
+    chunk = [_follower("1", "John Smith", "nike"), _follower("2", "Maria Garcia", "nike")]
+    assert process_chunk(db, claim, chunk, storage.BatchTally()) == 2
+    assert process_chunk(db, claim, chunk, storage.BatchTally()) == 0
+    assert len(_rows(db, claim.job_id)) == 2
+    assert storage.get_job(db, claim.job_id)["profiles_kept"] == 2
+
+
+def test_a_follower_of_several_accounts_is_one_row_listing_them(db):
+    claim = _claim(db, accounts=("nike", "adidas", "puma_shoes"))
+    process_chunk(db, claim, [_follower("7", "Ana Souza", "nike"), _follower("7", "Ana Souza", "adidas")],
+                  storage.BatchTally())
+    process_chunk(db, claim, [_follower("7", "Ana Souza", "puma_shoes"), _follower("7", "Ana Souza", "nike")],
+                  storage.BatchTally())
+    (row,) = _rows(db, claim.job_id)
+    assert row["source_accounts"] == "nike,adidas,puma_shoes"
+    page, _ = storage.result_page(db, claim.job_id, 10)
+    assert page[0]["source_accounts"] == ["nike", "adidas", "puma_shoes"]
+
+
+def test_an_underscore_in_a_source_is_not_a_wildcard(db):
+    claim = _claim(db, accounts=("a_b", "axb"))
+    process_chunk(db, claim, [_follower("1", "", "axb")], storage.BatchTally())
+    process_chunk(db, claim, [_follower("1", "", "a_b")], storage.BatchTally())
+    assert _rows(db, claim.job_id)[0]["source_accounts"] == "axb,a_b"
+
+
+def test_only_the_target_gender_is_kept_but_all_are_counted(db):
+    claim = _claim(db, gender="female")
+    tally = storage.BatchTally()
+    chunk = [_follower("1", "John Smith", "nike"), _follower("2", "Maria Garcia", "nike"),
+             _follower("3", "🍕🍕", "nike")]
+    assert process_chunk(db, claim, chunk, tally) == 1
+    assert [r["profile_id"] for r in _rows(db, claim.job_id)] == ["2"]
+    assert (tally.scraped, tally.male, tally.female, tally.unknown) == (3, 1, 1, 1)
+
+
+def test_below_min_confidence_counts_as_unknown_and_is_not_kept(db):
+    claim = _claim(db, gender="female", min_confidence=1.0)
+    tally = storage.BatchTally()
+    assert process_chunk(db, claim, [_follower("2", "Maria Garcia", "nike")], tally) == 0
+    assert (tally.female, tally.unknown) == (0, 1)
+
+
+def test_any_keeps_unknown_genders(db):
+    claim = _claim(db, gender="any")
+    assert process_chunk(db, claim, [_follower("3", "", "nike")], storage.BatchTally()) == 1
+    assert _rows(db, claim.job_id)[0]["gender"] == "unknown"
+
+
+def test_write_profiles_of_nothing_is_a_no_op(db):
+    claim = _claim(db)
+    assert write_profiles(db, claim.job_id, []) == 0
+
+
+@pytest.mark.parametrize("limit", [1, 3, 1000])
+def test_pages_by_cursor_and_by_number_agree(db, limit):
+    claim = _claim(db)
+    process_chunk(db, claim, [_follower(str(i), "", "nike") for i in range(7)], storage.BatchTally())
+    by_cursor, after = [], None
+    while True:
+        page, cursor = storage.result_page(db, claim.job_id, limit, after_id=after)
+        by_cursor += page
+        if cursor is None:
+            break
+        after = storage.decode_cursor(cursor)
+    by_number = []
+    for n in range(0, 7, limit):
+        by_number += storage.result_page(db, claim.job_id, limit, offset=n)[0]
+    assert [p["profile_id"] for p in by_cursor] == [str(i) for i in range(7)]
+    assert by_number == by_cursor
