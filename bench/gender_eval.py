@@ -1,0 +1,190 @@
+"""Measure utils.gender on held-out labelled people.  Run: .venv/bin/python bench/gender_eval.py
+
+Evaluation data: bench/gender_data/eval_people.tsv (built by bench/gender_data/build_eval.py)
+- "us": 4,000 people drawn by frequency from US SSA baby names, births 1950-2017 (public domain)
+- "br": 3,000 people drawn by frequency from Brazil's 2010 census given names (IBGE)
+each given as "First Last" (surnames from Faker's en_US / pt_BR lists). Neither source is
+used to build utils/gender_data/names.tsv.gz.
+
+Metrics over people of known gender (a person counts as classified when the guess is
+male/female with confidence >= the threshold, DEFAULT_MIN_CONFIDENCE unless stated):
+  errorCoded          (wrong + unclassified) / all
+  errorCodedWithoutNA wrong / classified
+  naCoded             unclassified / all
+  errorGenderBias     (men called women - women called men) / classified
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from utils import gender as G  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gender_data", "eval_people.tsv")
+THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def load():
+    rows = []
+    with open(DATA, encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            s, name, g = line.rstrip("\n").split("\t")
+            rows.append((s, name, "female" if g == "F" else "male"))
+    return rows
+
+
+def called(guess, threshold):
+    return guess.gender if guess.gender != "unknown" and guess.confidence >= threshold else "unknown"
+
+
+def metrics(truth, answers):
+    n = len(truth)
+    na = sum(a == "unknown" for a in answers)
+    wrong = sum(a != "unknown" and a != t for t, a in zip(truth, answers))
+    m2f = sum(t == "male" and a == "female" for t, a in zip(truth, answers))
+    f2m = sum(t == "female" and a == "male" for t, a in zip(truth, answers))
+    cls = n - na
+    return {
+        "n": n,
+        "errorCoded": (wrong + na) / n,
+        "errorCodedWithoutNA": wrong / cls if cls else 0.0,
+        "naCoded": na / n,
+        "errorGenderBias": (m2f - f2m) / cls if cls else 0.0,
+    }
+
+
+def fmt(m):
+    return (f"n={m['n']:5d}  errorCoded={m['errorCoded']:.3f}  errorCodedWithoutNA={m['errorCodedWithoutNA']:.3f}"
+            f"  naCoded={m['naCoded']:.3f}  errorGenderBias={m['errorGenderBias']:+.3f}")
+
+
+# ---------------------------------------------------------------- decorations
+_BOLD = {c: chr(0x1D400 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+_BOLD.update({c: chr(0x1D41A + i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")})
+_SCRIPT_BOLD = {c: chr(0x1D4D0 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+_SCRIPT_BOLD.update({c: chr(0x1D4EA + i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")})
+_FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
+_SMALLCAPS = dict(zip("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"))
+_EMOJI = ["📸", "✨", "🌸", "💖", "🔥", "⚽", "🎶", "🌴", "👑", "🦋", "😎", "🇧🇷", "🇺🇸", "🇵🇹", "🏳️‍🌈", "♡", "★"]
+_BIOS = ["| Photographer", "| SP 📍", "- Designer", "• Travel • Food", "| 22 | Rio", "· Mom of 2", "| DM for collabs"]
+
+
+def decorate(name: str, rng: random.Random) -> str:
+    k = rng.randrange(9)
+    if k == 0:
+        return f"{rng.choice(_EMOJI)} {name} {rng.choice(_EMOJI)}"
+    if k == 1:
+        return name.upper()
+    if k == 2:
+        return "".join(_BOLD.get(c, c) for c in name)
+    if k == 3:
+        return "".join(_SCRIPT_BOLD.get(c, c) for c in name) + " " + rng.choice(_EMOJI)
+    if k == 4:
+        return f"{name} {rng.choice(_BIOS)}"
+    if k == 5:
+        return "".join(_FULLWIDTH.get(c, c) for c in name)
+    if k == 6:
+        return "".join(_SMALLCAPS.get(c, c) for c in name.lower())
+    if k == 7:
+        return f"  {name.lower()}  {rng.choice(_EMOJI)}{rng.choice(_EMOJI)}"
+    return f"{name} {rng.choice(_EMOJI)} {rng.choice(_BIOS)}"
+
+
+def username_for(name: str, rng: random.Random) -> str:
+    first, _, last = name.lower().partition(" ")
+    k = rng.randrange(4)
+    if k == 0:
+        return f"{first}.{last}{rng.randrange(100)}"
+    if k == 1:
+        return f"{first}{last}{rng.randrange(1000)}"
+    if k == 2:
+        return f"{first}_{last}_"
+    return f"{first.capitalize()}{last.capitalize()}"
+
+
+def clear_caches():
+    for f in (G._detect, G._lookup, G._surname_signal):
+        f.cache_clear()
+
+
+def main():
+    t0 = time.perf_counter()
+    rows = load()
+    thr = G.DEFAULT_MIN_CONFIDENCE
+    print(f"utils.gender on held-out people; DEFAULT_MIN_CONFIDENCE={thr}")
+    print(f"data: {os.path.relpath(DATA)} ({len(rows)} people)\n")
+
+    guesses = [G.detect_gender(name, "") for _, name, _ in rows]
+    truth = [g for _, _, g in rows]
+    print("== display name 'First Last' (no username) at DEFAULT_MIN_CONFIDENCE")
+    for s in sorted(set(r[0] for r in rows)):
+        idx = [i for i, r in enumerate(rows) if r[0] == s]
+        print(f"  {s:6s}", fmt(metrics([truth[i] for i in idx], [called(guesses[i], thr) for i in idx])))
+    print(f"  {'pooled':6s}", fmt(metrics(truth, [called(g, thr) for g in guesses])))
+
+    print("\n== minConfidence knob (pooled): error among classified at each threshold")
+    for t in THRESHOLDS:
+        m = metrics(truth, [called(g, t) for g in guesses])
+        print(f"  minConfidence={t:.2f}  errorCodedWithoutNA={m['errorCodedWithoutNA']:.3f}"
+              f"  naCoded={m['naCoded']:.3f}  errorCoded={m['errorCoded']:.3f}")
+
+    print("\n== with gender-guesser alone (interim inference: first word, M/F 0.95, mostly 0.75)")
+    import gender_guesser.detector
+
+    det = gender_guesser.detector.Detector(case_sensitive=False)
+    base = {"male": "male", "female": "female", "mostly_male": "male", "mostly_female": "female"}
+    strict = [base.get(det.get_gender(n.split()[0].title()), "unknown") if n.split() else "unknown" for _, n, _ in rows]
+    strict = [a if a and "mostly" not in det.get_gender(n.split()[0].title()) else "unknown"
+              for a, (_, n, _) in zip(strict, rows)]
+    print("  male/female only   ", fmt(metrics(truth, strict)))
+
+    rng = random.Random(7)
+    decorated = [decorate(name, rng) for _, name, _ in rows]
+    dguesses = [G.detect_gender(d, "") for d in decorated]
+    same = sum(called(a, thr) == called(b, thr) for a, b in zip(guesses, dguesses))
+    print(f"\n== decorated display names (emoji, flags, CAPS, 𝐛𝐨𝐥𝐝, 𝓼𝓬𝓻𝓲𝓹𝓽, ｆｕｌｌｗｉｄｔｈ, ꜱᴍᴀʟʟ ᴄᴀᴘꜱ, '| bio')")
+    print(f"  consistency (same answer decorated as plain) = {same / len(rows):.4f}  ({same}/{len(rows)})")
+    print("  decorated          ", fmt(metrics(truth, [called(g, thr) for g in dguesses])))
+    for d, a, b in list(zip(decorated, guesses, dguesses)):
+        if called(a, thr) != called(b, thr):
+            print(f"    differs: {d!r}: plain={called(a, thr)} decorated={called(b, thr)}")
+            break
+
+    rng = random.Random(11)
+    users = [username_for(name, rng) for _, name, _ in rows]
+    ug = [G.detect_gender("", u) for u in users]
+    print("\n== username only (display name empty; handles derived from the same people)")
+    print("  username           ", fmt(metrics(truth, [called(g, thr) for g in ug])))
+
+    # ---------------------------------------------------------- throughput
+    firsts = [name.split()[0] for _, name, _ in rows]
+    lasts = [name.split()[-1] for _, name, _ in rows]
+    rng = random.Random(3)
+    n = 200_000
+    people = []
+    for i in range(n):
+        f, l = rng.choice(firsts), rng.choice(lasts)
+        people.append((f"{rng.choice(['', '✨ ', ''])}{f} {l} {i}", f"{f.lower()}.{l.lower()}{i}"))
+    assert len(set(people)) == n
+    clear_caches()
+    t = time.perf_counter()
+    for k in range(0, n, 1000):
+        G.detect_genders(people[k:k + 1000])
+    el = time.perf_counter() - t
+    print(f"\n== throughput, one core, detect_genders in chunks of 1000")
+    print(f"  {n} distinct (full_name, username) pairs, cold caches: {n / el:,.0f} names/s")
+    t = time.perf_counter()
+    for k in range(0, n, 1000):
+        G.detect_genders(people[k:k + 1000])
+    el = time.perf_counter() - t
+    print(f"  same pairs again (whole-pair cache warm where it still holds them): {n / el:,.0f} names/s")
+    print(f"\n(total bench time {time.perf_counter() - t0:.1f}s)")
+
+
+if __name__ == "__main__":
+    main()
