@@ -155,6 +155,36 @@ def load_israel(acc):
     return len(counts)
 
 
+def write_suffixes(acc):
+    """Ending -> gender table for Latin-script given names missing from the dictionary
+    (Brazilian -iane / -ilson, Slavic -ka, ...): endings of 2-4 letters seen on at least
+    25 distinct single-word names, kept when at least 92% of them share one gender."""
+    stats = defaultdict(lambda: [0, 0])
+    for key, (f, m) in acc.items():
+        if " " in key or not key.isascii() or not key.isalpha() or len(key) < 4 or f + m < 2.5:
+            continue
+        pf = f / (f + m)
+        if 0.1 < pf < 0.9:
+            continue
+        g = 0 if pf >= 0.9 else 1
+        for n in (2, 3, 4):
+            if len(key) > n + 1:
+                stats[key[-n:]][g] += 1
+    out = os.path.join(HERE, "suffixes.tsv.gz")
+    k = 0
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
+        for suf in sorted(stats):
+            f, m = stats[suf]
+            tot = f + m
+            if tot < 25:
+                continue
+            pf = f / tot
+            if pf >= 0.92 or pf <= 0.08:
+                fh.write(f"{suf}\t{'F' if pf >= 0.5 else 'M'}\t{max(pf, 1 - pf):.3f}\t{tot}\n")
+                k += 1
+    print(f"wrote {k} endings to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
+
+
 def main():
     acc = defaultdict(lambda: [0.0, 0.0])
     surnames = defaultdict(lambda: [0, 0])
@@ -172,6 +202,19 @@ def main():
         if key in acc:
             continue  # the plain spelling is its own, better, evidence
         acc[key] = [f, m]
+    # compound given names ("luiz felipe", "jean marie") lend a little evidence to their
+    # first part, which is how such names are mostly used (gender-guesser's 1M / 1F rule)
+    lend = defaultdict(lambda: [0.0, 0.0])
+    for key, (f, m) in acc.items():
+        if " " in key:
+            head = key.split(" ", 1)[0]
+            if len(head) > 2 and f + m > 0:
+                lend[head][0] += 1.5 * f / (f + m)
+                lend[head][1] += 1.5 * m / (f + m)
+    for head, (f, m) in lend.items():
+        if head not in acc:
+            acc[head] = [min(f, 6.0), min(m, 6.0)]
+    write_suffixes(acc)
     out = os.path.join(HERE, "names.tsv.gz")
     with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
         for key in sorted(acc):
