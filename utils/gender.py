@@ -409,8 +409,8 @@ def _from_full_name(full_name: str) -> GenderGuess | None:
         left, right = s.split(",", 1)
         lt, rt = _name_tokens(left), _name_tokens(right)
         if len(lt) == 1 and 1 <= len(rt) <= 2:
-            lh, rh = _lookup(lt[0]), _lookup(rt[0])
-            if rh is not None and rh[1] >= _DECIDE and (lh is None or lh[1] < _DECIDE):
+            rh = _lookup(rt[0])
+            if rh is not None and rh[1] >= _DECIDE:
                 s = right + " " + left
     for segment in _BIO_CUT.split(s):
         tokens = _name_tokens(segment)
