@@ -1,0 +1,764 @@
+"""Apify API v2 emulator: the slice of the API that apify-client 3.x uses to run follower actors.
+
+A werkzeug WSGI app (`make_app(state)`) on a threaded server (`serve()`, or `EmulatorServer` for a
+background thread). See /work/shared/reference/apify.md for the client's side of the wire.
+
+API (`/v2/acts/...` is served as an alias of `/v2/actors/...`; an actor id may be `user~name` or
+`user/name`; auth is `Authorization: Bearer <token>` or `?token=`; success is `{"data": ...}`, errors
+are `{"error": {"type", "message"}}` with 401 `token-not-provided` / `user-or-token-not-found`):
+
+  POST /v2/actors/{actorId}/runs           start a run. Body = actor input, gzip-compressed when
+       ?maxItems&maxTotalChargeUsd&memory   `Content-Encoding: gzip`. 201 `{"data": Run}` + Location.
+       &timeout&build&waitForFinish         404 actor-not-found (only the four profiles below exist),
+       &webhooks(base64 JSON, recorded)     400 invalid-input (no usernames / limit), 400 invalid-value.
+  GET  /v2/actors/{actorId}                the actor object (404 for unknown actors).
+  GET  /v2/actor-runs/{runId}?waitForFinish=N   the run; holds the request until the run is terminal
+                                           or min(N, wait_cap_s) seconds pass. 404 record-not-found.
+  POST /v2/actor-runs/{runId}/abort        ABORTED unless already terminal.
+  GET  /v2/actor-runs/{runId}/log          plain-text log.
+  GET  /v2/datasets/{datasetId}            the DatasetResource (also /v2/actor-runs/{runId}/dataset).
+  GET  /v2/datasets/{datasetId}/items      bare JSON array (also /v2/actor-runs/{runId}/dataset/items)
+       ?offset&limit&desc&clean&skipHidden&fields&omit   with X-Apify-Pagination-Total/Offset/Count/
+                                           Limit/Desc (Limit 999999999999 without a limit; Count = rows
+                                           scanned). Items carry a hidden `#debug` field (ground truth:
+                                           intended_gender, culture, shared, source, position) that
+                                           clean=true or skipHidden=true removes.
+
+Runs: a run is RUNNING for `run_duration_s` (its dataset filling up linearly), then SUCCEEDED; a run
+whose `timeout` is shorter ends TIMED-OUT with the items scraped so far. The dataset holds, for each
+input username in order, its first min(limit, follower_count) followers (`followers.py`), the whole
+truncated at `maxItems` and at what `maxTotalChargeUsd` affords. Cost: `usageTotalUsd` = start fee +
+price per item x items, `chargedEventCounts` = {"apify-actor-start": 1, "apify-default-dataset-item": n}.
+
+Actor profiles (input keys -> item fields):
+  datadoping/instagram-followers-scraper   {"usernames", "max_count"} -> id, username, full_name,
+      is_private, is_verified, profile_pic_url, source_username
+  scraping_solutions/instagram-scraper-followers-following-no-cookies
+      {"Account", "resultsLimit", "dataToScrape": "Followers"} -> id, username, full_name, is_private,
+      is_verified, profile_pic_url, username_scrape, type ("Followers")
+  apify/instagram-followers-following-scraper   {"usernames", "resultsLimit"} -> user_id, username,
+      full_name, type ("FOLLOWER"), source_username, is_verified, is_private, profile_pic_url
+  memo23/instagram-followers-scraper   {"usernames", "maxItems"} -> sourceUsername, user: {pk, username,
+      fullName, isPrivate, isVerified, profilePicUrl}     (ids are numeric strings everywhere)
+
+Control API (no auth, JSON in and out):
+  POST /_emulator/reset    clear faults, counters and runs; restore the start-up settings.
+  POST /_emulator/config   any subset of {"latency_ms": 0, "run_duration_s": 0, "wait_cap_s": 2,
+                           "valid_tokens": [...] | null (null: any non-empty token), "price_per_item_usd":
+                           0.0007, "start_fee_usd": 0.00005, "seed": 0}; answers the settings.
+  POST /_emulator/faults   {"rules": [rule, ...]} appends rules, checked in order. A rule:
+        {"route": "start_run"|"get_run"|"abort_run"|"dataset_items"|"get_dataset"|"get_actor"|"run_log"|"any",
+         "status": 429, "type": "rate-limit-exceeded", "message": "...",   # an HTTP error reply, or
+         "run_status": "FAILED"|"TIMED-OUT"|"ABORTED",  # start_run only: the run ends so, dataset empty
+         "items_limit": N,                              # start_run only: dataset cut at N items
+         "times": 2 (null: forever), "probability": 1.0 (seeded RNG),
+         "when_input_contains": "nike"}                 # start_run only: substring of the raw input
+        HTTP error rules apply before authentication; `type` and `message` default from the status.
+  GET  /_emulator/stats    {"requests": {route: {status: n}}, "runs_started", "runs_aborted",
+                           "items_served", "total_usage_usd", "faults": [remaining rules],
+                           "runs": [{"id", "actor_id", "usernames", "status", "item_count", ...}]}
+"""
+from __future__ import annotations
+
+import base64
+import bisect
+import binascii
+import gzip
+import json
+import random
+import string
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from itertools import accumulate
+from typing import Callable
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from .followers import Follower, follower_count, followers, normalize_username
+
+USER_ID = "EmuLatorUser00001"
+NO_LIMIT = 999_999_999_999
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED")
+_ID_ALPHABET = string.ascii_letters + string.digits
+_id_random = random.SystemRandom()
+
+
+def new_id() -> str:
+    """17-character alphanumeric id, like Apify's."""
+    return "".join(_id_random.choices(_ID_ALPHABET, k=17))
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, type_: str, message: str):
+        super().__init__(message)
+        self.status, self.type, self.message = status, type_, message
+
+
+# --------------------------------------------------------------------------- actor profiles
+
+
+@dataclass(frozen=True)
+class ActorProfile:
+    actor_id: str  # "user/name"
+    usernames_key: str
+    limit_key: str
+    item: Callable[[Follower, str], dict]
+    fixed_input: tuple[tuple[str, str], ...] = ()  # (key, required value) when the key is present
+
+    @property
+    def act_id(self) -> str:
+        """A stable 17-character id derived from the name (a real actor has a random one)."""
+        letters = "".join(ch for ch in self.actor_id.title() if ch.isalnum())
+        return (letters * 2)[:17]
+
+
+def _flat_item(f: Follower, source_key: str, source: str) -> dict:
+    return {"id": f.id, "username": f.username, "full_name": f.full_name, "is_private": f.is_private,
+            "is_verified": f.is_verified, "profile_pic_url": f.profile_pic_url, source_key: source}
+
+
+PROFILES = {profile.actor_id: profile for profile in (
+    ActorProfile("datadoping/instagram-followers-scraper", "usernames", "max_count",
+                 lambda f, source: _flat_item(f, "source_username", source)),
+    ActorProfile("scraping_solutions/instagram-scraper-followers-following-no-cookies", "Account", "resultsLimit",
+                 lambda f, source: {**_flat_item(f, "username_scrape", source), "type": "Followers"},
+                 fixed_input=(("dataToScrape", "Followers"),)),
+    ActorProfile("apify/instagram-followers-following-scraper", "usernames", "resultsLimit",
+                 lambda f, source: {"user_id": f.id, "username": f.username, "full_name": f.full_name,
+                                    "type": "FOLLOWER", "source_username": source, "is_verified": f.is_verified,
+                                    "is_private": f.is_private, "profile_pic_url": f.profile_pic_url}),
+    ActorProfile("memo23/instagram-followers-scraper", "usernames", "maxItems",
+                 lambda f, source: {"sourceUsername": source, "user": {
+                     "pk": f.id, "username": f.username, "fullName": f.full_name, "isPrivate": f.is_private,
+                     "isVerified": f.is_verified, "profilePicUrl": f.profile_pic_url}}),
+)}
+
+
+def find_profile(actor_id: str) -> ActorProfile:
+    profile = PROFILES.get(actor_id.replace("~", "/"))
+    if profile is None:
+        raise ApiError(404, "actor-not-found", f"Actor {actor_id} was not found")
+    return profile
+
+
+def parse_input(profile: ActorProfile, run_input: object) -> tuple[list[str], int]:
+    """(usernames, per-account limit) from the actor input, or 400 invalid-input."""
+    if not isinstance(run_input, dict):
+        raise ApiError(400, "invalid-input", "Invalid input: the input must be a JSON object")
+    usernames, limit = run_input.get(profile.usernames_key), run_input.get(profile.limit_key)
+    if not isinstance(usernames, list) or not usernames or not all(isinstance(u, str) and u.strip() for u in usernames):
+        raise ApiError(400, "invalid-input", f"Invalid input: field input.{profile.usernames_key} is required "
+                                             "and must be a non-empty array of usernames")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ApiError(400, "invalid-input", f"Invalid input: field input.{profile.limit_key} must be an integer >= 1")
+    for key, value in profile.fixed_input:
+        if run_input.get(key, value) != value:
+            raise ApiError(400, "invalid-input", f"Invalid input: the emulator only serves {key}={value!r}")
+    return [normalize_username(u) for u in usernames], limit
+
+
+# --------------------------------------------------------------------------- settings and faults
+
+
+@dataclass
+class Settings:
+    latency_ms: float = 0.0
+    run_duration_s: float = 0.0
+    wait_cap_s: float = 2.0
+    valid_tokens: list[str] | None = None  # None: any non-empty token is valid
+    price_per_item_usd: float = 0.0007
+    start_fee_usd: float = 0.00005
+    seed: int = 0
+
+    def updated(self, changes: dict) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ApiError(400, "invalid-value", f"Unknown settings: {sorted(unknown)}")
+        tokens = changes.get("valid_tokens", self.valid_tokens)
+        if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
+            raise ApiError(400, "invalid-value", "valid_tokens must be null or a list of strings")
+        numbers = {k: v for k, v in changes.items() if k != "valid_tokens"}
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in numbers.values()):
+            raise ApiError(400, "invalid-value", "settings other than valid_tokens must be numbers >= 0")
+        return replace(self, **changes)
+
+
+API_ROUTES = ("start_run", "get_actor", "get_run", "abort_run", "run_log", "get_dataset", "dataset_items")
+_DEFAULT_ERROR_TYPES = {400: "invalid-input", 401: "user-or-token-not-found", 402: "not-enough-usage-to-run-paid-actor",
+                        403: "insufficient-permissions", 404: "record-not-found", 408: "run-timeout-exceeded",
+                        429: "rate-limit-exceeded"}
+
+
+@dataclass
+class FaultRule:
+    route: str = "any"
+    status: int | None = None
+    type: str | None = None
+    message: str | None = None
+    run_status: str | None = None
+    items_limit: int | None = None
+    times: int | None = None
+    probability: float = 1.0
+    when_input_contains: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: object) -> FaultRule:
+        if not isinstance(obj, dict) or set(obj) - {f.name for f in fields(cls)}:
+            raise ApiError(400, "invalid-value", f"Not a fault rule: {obj!r}")
+        rule = cls(**obj)
+        outcome = rule.run_status is not None or rule.items_limit is not None
+        if rule.route not in API_ROUTES + ("any",):
+            raise ApiError(400, "invalid-value", f"Unknown route {rule.route!r}")
+        if (rule.status is not None) == outcome:
+            raise ApiError(400, "invalid-value", "A rule needs either status, or run_status and/or items_limit")
+        if rule.status is not None and not (isinstance(rule.status, int) and 400 <= rule.status <= 599):
+            raise ApiError(400, "invalid-value", "status must be an HTTP error code (400-599)")
+        if (outcome or rule.when_input_contains is not None) and rule.route != "start_run":
+            raise ApiError(400, "invalid-value", "run_status, items_limit and when_input_contains need route start_run")
+        if rule.run_status not in (None, "FAILED", "TIMED-OUT", "ABORTED"):
+            raise ApiError(400, "invalid-value", "run_status must be FAILED, TIMED-OUT or ABORTED")
+        return rule
+
+    @property
+    def is_outcome(self) -> bool:
+        return self.status is None
+
+    def matches(self, route: str, run_input: str | None) -> bool:
+        return (self.route in (route, "any") and self.times != 0
+                and (self.when_input_contains is None or self.when_input_contains in (run_input or "")))
+
+    def error(self) -> ApiError:
+        default_type = "internal-server-error" if self.status >= 500 else "emulated-error"
+        return ApiError(self.status, self.type or _DEFAULT_ERROR_TYPES.get(self.status, default_type),
+                        self.message or f"Emulated fault: HTTP {self.status}")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    """A run whose progress is a pure function of the clock: RUNNING until `finish`, then `final_status`."""
+
+    id: str
+    profile: ActorProfile
+    usernames: list[str]
+    segments: list[tuple[str, int]]  # (source username, item count) in dataset order
+    total: int  # items when the scrape completes
+    options: dict
+    start: float  # time.time()
+    scrape_s: float  # time to scrape all `total` items
+    finish: float
+    final_status: str
+    input_len: int
+    user_agent: str
+    webhooks: list | None
+    aborted: bool = False
+    dataset_id: str = field(default_factory=new_id)
+    kvs_id: str = field(default_factory=new_id)
+    queue_id: str = field(default_factory=new_id)
+    offsets: list[int] = field(init=False)
+
+    def __post_init__(self):
+        self.offsets = [0, *accumulate(count for _, count in self.segments)]
+
+    def status(self, now: float) -> str:
+        return self.final_status if now >= self.finish else "RUNNING"
+
+    def item_count(self, now: float) -> int:
+        """Items in the dataset at `now`: it fills linearly while the run scrapes."""
+        elapsed = min(now, self.finish) - self.start
+        if self.scrape_s <= 0 or elapsed >= self.scrape_s:
+            return self.total
+        return min(self.total, int(self.total * elapsed / self.scrape_s))
+
+    def abort(self, now: float) -> None:
+        if now < self.finish:
+            self.finish, self.final_status, self.aborted = now, "ABORTED", True
+
+    def items(self, start: int, stop: int, hidden: bool) -> list[dict]:
+        """Dataset items number start .. stop-1, rendered in the actor's output shape."""
+        out = []
+        segment = bisect.bisect_right(self.offsets, start) - 1
+        while start < stop and segment < len(self.segments):
+            source, count = self.segments[segment]
+            first = start - self.offsets[segment]
+            take = min(count - first, stop - start)
+            for position, follower in enumerate(followers(source, take, first), first):
+                item = self.profile.item(follower, source)
+                if hidden:
+                    item["#debug"] = {"intended_gender": follower.intended_gender, "culture": follower.culture,
+                                      "shared": follower.shared, "source": source, "position": position}
+                out.append(item)
+            start += take
+            segment += 1
+        return out
+
+
+def plan_segments(usernames: list[str], limit: int, cap: int) -> tuple[list[tuple[str, int]], int]:
+    """Per-account counts (each account cut at `limit`, the whole at `cap`) and their sum."""
+    segments, total = [], 0
+    for username in usernames:
+        count = min(limit, follower_count(username), cap - total)
+        if count > 0:
+            segments.append((username, count))
+            total += count
+    return segments, total
+
+
+def usage_usd(run: Run, items: int, settings: Settings) -> float:
+    usage = settings.start_fee_usd + settings.price_per_item_usd * items
+    cap = run.options.get("maxTotalChargeUsd")
+    return round(usage if cap is None else min(usage, cap), 8)
+
+
+def run_json(run: Run, now: float, settings: Settings) -> dict:
+    status, items = run.status(now), run.item_count(now)
+    terminal = status in TERMINAL
+    message = (f"Finished! Scraped {items} followers" if status == "SUCCEEDED" else
+               f"Run ended: {status}" if terminal else f"Scraping followers: {items} so far")
+    return {
+        "id": run.id, "actId": run.profile.act_id, "userId": USER_ID, "actorTaskId": None,
+        "startedAt": iso(run.start), "finishedAt": iso(run.finish) if terminal else None,
+        "status": status, "statusMessage": message, "isStatusMessageTerminal": terminal,
+        "meta": {"origin": "API", "userAgent": run.user_agent},
+        "stats": {"inputBodyLen": run.input_len, "restartCount": 0, "resurrectCount": 0,
+                  "runTimeSecs": round(min(now, run.finish) - run.start, 3), "computeUnits": 0},
+        "options": run.options, "buildId": "EmuLatorBuild0001", "buildNumber": "0.0.1",
+        "exitCode": (0 if status == "SUCCEEDED" else 1) if terminal else None,
+        "defaultKeyValueStoreId": run.kvs_id, "defaultDatasetId": run.dataset_id,
+        "defaultRequestQueueId": run.queue_id,
+        "usageTotalUsd": usage_usd(run, items, settings),
+        "chargedEventCounts": {"apify-actor-start": 1, "apify-default-dataset-item": items},
+    }
+
+
+# --------------------------------------------------------------------------- state
+
+
+class EmulatorState:
+    """Everything the app mutates, behind one condition variable (long polls wait on it)."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.defaults = settings or Settings()
+        self.lock = threading.Condition()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.settings = replace(self.defaults)
+            self.rng = random.Random(self.settings.seed)
+            self.faults: list[FaultRule] = []
+            self.runs: dict[str, Run] = {}
+            self.datasets: dict[str, Run] = {}
+            self.requests: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            self.items_served = 0
+            self.lock.notify_all()
+
+    def configure(self, changes: dict) -> None:
+        with self.lock:
+            self.settings = self.settings.updated(changes)
+            if "seed" in changes:
+                self.rng = random.Random(self.settings.seed)
+
+    def take_fault(self, route: str, run_input: str | None, outcome: bool) -> FaultRule | None:
+        """The first matching rule of the wanted kind that fires (its `times` is consumed)."""
+        with self.lock:
+            for rule in self.faults:
+                if rule.is_outcome == outcome and rule.matches(route, run_input):
+                    if self.rng.random() >= rule.probability:
+                        continue
+                    if rule.times is not None:
+                        rule.times -= 1
+                    return rule
+        return None
+
+    def add_run(self, run: Run) -> None:
+        with self.lock:
+            self.runs[run.id] = run
+            self.datasets[run.dataset_id] = run
+
+    def run(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise ApiError(404, "record-not-found", f"Actor run {run_id} was not found")
+        return run
+
+    def dataset(self, dataset_id: str) -> Run:
+        run = self.datasets.get(dataset_id)
+        if run is None:
+            raise ApiError(404, "record-not-found", f"Dataset {dataset_id} was not found")
+        return run
+
+    def wait_for_finish(self, run: Run, seconds: float) -> None:
+        deadline = time.time() + min(seconds, self.settings.wait_cap_s)
+        with self.lock:
+            while (now := time.time()) < deadline and run.status(now) not in TERMINAL:
+                self.lock.wait(min(deadline, run.finish) - now)
+
+    def abort(self, run: Run) -> None:
+        with self.lock:
+            run.abort(time.time())
+            self.lock.notify_all()
+
+    def stats(self) -> dict:
+        with self.lock:
+            now = time.time()
+            return {
+                "requests": {route: dict(codes) for route, codes in self.requests.items()},
+                "runs_started": len(self.runs),
+                "runs_aborted": sum(run.aborted for run in self.runs.values()),
+                "items_served": self.items_served,
+                "total_usage_usd": round(sum(usage_usd(r, r.item_count(now), self.settings)
+                                             for r in self.runs.values()), 8),
+                "faults": [asdict(rule) for rule in self.faults],
+                "runs": [{"id": r.id, "actor_id": r.profile.actor_id, "usernames": r.usernames,
+                          "status": r.status(now), "item_count": r.item_count(now), "dataset_id": r.dataset_id,
+                          "usage_total_usd": usage_usd(r, r.item_count(now), self.settings),
+                          "options": r.options, "webhooks": r.webhooks} for r in self.runs.values()],
+            }
+
+
+# --------------------------------------------------------------------------- request helpers
+
+
+def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status=status, headers=headers, content_type="application/json; charset=utf-8")
+
+
+def error_response(error: ApiError) -> Response:
+    return json_response({"error": {"type": error.type, "message": error.message}}, error.status)
+
+
+def read_body(request: Request) -> bytes:
+    """The raw body, gunzipped when `Content-Encoding: gzip` (werkzeug does not do it)."""
+    body = request.get_data(cache=True)
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding == "gzip":
+        try:
+            return gzip.decompress(body)
+        except (OSError, EOFError) as exc:
+            raise ApiError(400, "invalid-request-body", f"Cannot gunzip the request body: {exc}") from None
+    if encoding != "identity":
+        raise ApiError(415, "unsupported-content-encoding", f"Content-Encoding {encoding} is not supported")
+    return body
+
+
+def token_of(request: Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.args.get("token") or None
+
+
+def number_arg(request: Request, name: str, cast=int, minimum: float = 0):
+    """An optional numeric query parameter, or 400 invalid-value."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ApiError(400, "invalid-value", f"Query parameter {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ApiError(400, "invalid-value", f"Query parameter {name} must be >= {minimum}")
+    return value
+
+
+def bool_arg(request: Request, name: str) -> bool:
+    return request.args.get(name, "").lower() in ("true", "1")
+
+
+def list_arg(request: Request, name: str) -> list[str]:
+    return [part for part in request.args.get(name, "").split(",") if part]
+
+
+def decode_webhooks(raw: str | None) -> list | None:
+    if not raw:
+        return None
+    try:
+        return json.loads(base64.b64decode(raw))
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid-value", "webhooks must be base64-encoded JSON") from None
+
+
+# --------------------------------------------------------------------------- the app
+
+
+URLS = Map([
+    *(Rule(f"/v2/{prefix}/<path:actor_id>/runs", methods=["POST"], endpoint="start_run") for prefix in ("actors", "acts")),
+    *(Rule(f"/v2/{prefix}/<path:actor_id>", methods=["GET"], endpoint="get_actor") for prefix in ("actors", "acts")),
+    Rule("/v2/actor-runs/<run_id>", methods=["GET"], endpoint="get_run"),
+    Rule("/v2/actor-runs/<run_id>/abort", methods=["POST"], endpoint="abort_run"),
+    Rule("/v2/actor-runs/<run_id>/log", methods=["GET"], endpoint="run_log"),
+    Rule("/v2/actor-runs/<run_id>/dataset", methods=["GET"], endpoint="get_dataset"),
+    Rule("/v2/actor-runs/<run_id>/dataset/items", methods=["GET"], endpoint="dataset_items"),
+    Rule("/v2/datasets/<dataset_id>", methods=["GET"], endpoint="get_dataset"),
+    Rule("/v2/datasets/<dataset_id>/items", methods=["GET"], endpoint="dataset_items"),
+    Rule("/_emulator/reset", methods=["POST"], endpoint="control_reset"),
+    Rule("/_emulator/config", methods=["POST"], endpoint="control_config"),
+    Rule("/_emulator/faults", methods=["POST"], endpoint="control_faults"),
+    Rule("/_emulator/stats", methods=["GET"], endpoint="control_stats"),
+])
+
+
+class EmulatorApp:
+    """The WSGI application. Handlers are the methods named after the route endpoints."""
+
+    def __init__(self, state: EmulatorState):
+        self.state = state
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            endpoint, args = URLS.bind_to_environ(environ).match()
+        except NotFound:
+            endpoint, response = "unknown", error_response(ApiError(404, "page-not-found", "Page not found"))
+        except MethodNotAllowed:
+            endpoint, response = "unknown", error_response(ApiError(405, "method-not-allowed", "Method not allowed"))
+        else:
+            response = self.dispatch(endpoint, request, args)
+        with self.state.lock:
+            self.state.requests[endpoint][str(response.status_code)] += 1
+        return response(environ, start_response)
+
+    def dispatch(self, endpoint: str, request: Request, args: dict) -> Response:
+        try:
+            if endpoint.startswith("control_"):
+                return getattr(self, endpoint)(request)
+            return self.api_call(endpoint, request, args)
+        except ApiError as error:
+            return error_response(error)
+
+    def api_call(self, endpoint: str, request: Request, args: dict) -> Response:
+        """Latency, then injected HTTP faults, then authentication, then the handler."""
+        settings = self.state.settings
+        if settings.latency_ms:
+            time.sleep(settings.latency_ms / 1000)
+        body = read_body(request) if endpoint == "start_run" else None
+        text = body.decode("utf-8", "replace") if body is not None else None
+        fault = self.state.take_fault(endpoint, text, outcome=False)
+        if fault:
+            raise fault.error()
+        token = token_of(request)
+        if token is None:
+            raise ApiError(401, "token-not-provided", "Authentication token was not provided")
+        if settings.valid_tokens is not None and token not in settings.valid_tokens:
+            raise ApiError(401, "user-or-token-not-found", "User was not found or authentication token is not valid")
+        if endpoint == "start_run":
+            return self.start_run(request, args["actor_id"], body, text)
+        target = self.state.run(args["run_id"]) if "run_id" in args else None
+        if "dataset_id" in args:
+            target = self.state.dataset(args["dataset_id"])
+        return getattr(self, endpoint)(request, target or args["actor_id"])
+
+    # ----- API handlers
+
+    def start_run(self, request: Request, actor_id: str, body: bytes, text: str) -> Response:
+        profile = find_profile(actor_id)
+        try:
+            run_input = json.loads(text) if body else None
+        except ValueError:
+            raise ApiError(400, "invalid-input", "Invalid input: the body is not valid JSON") from None
+        usernames, limit = parse_input(profile, run_input)
+        settings = self.state.settings
+        options = self._run_options(request)
+        webhooks = decode_webhooks(request.args.get("webhooks"))
+        cap = options.get("maxItems", NO_LIMIT)
+        if "maxTotalChargeUsd" in options:  # a pay-per-event actor stops when the budget is spent
+            affordable = (options["maxTotalChargeUsd"] - settings.start_fee_usd) / settings.price_per_item_usd
+            cap = min(cap, max(0, int(affordable + 1e-9)))
+        outcome = self.state.take_fault("start_run", text, outcome=True)
+        if outcome and outcome.items_limit is not None:
+            cap = min(cap, outcome.items_limit)
+        if outcome and outcome.run_status:
+            cap = 0
+        segments, total = plan_segments(usernames, limit, cap)
+        start = time.time()
+        scrape_s = settings.run_duration_s
+        finish, final_status = start + scrape_s, (outcome.run_status if outcome and outcome.run_status else "SUCCEEDED")
+        if options["timeoutSecs"] and options["timeoutSecs"] < scrape_s:
+            finish, final_status = start + options["timeoutSecs"], "TIMED-OUT"
+        run = Run(new_id(), profile, usernames, segments, total, options, start, scrape_s, finish, final_status,
+                  len(body), request.headers.get("User-Agent", ""), webhooks)
+        self.state.add_run(run)
+        wait = number_arg(request, "waitForFinish", float)
+        if wait:
+            self.state.wait_for_finish(run, wait)
+        location = f"{request.host_url}v2/actor-runs/{run.id}"
+        return json_response({"data": run_json(run, time.time(), settings)}, 201, {"Location": location})
+
+    @staticmethod
+    def _run_options(request: Request) -> dict:
+        memory = number_arg(request, "memory") or 1024
+        if memory < 128 or memory > 32768 or memory & (memory - 1):
+            raise ApiError(400, "invalid-value", "memory must be a power of 2 between 128 and 32768 MB")
+        options = {"build": request.args.get("build") or "latest", "timeoutSecs": number_arg(request, "timeout") or 0,
+                   "memoryMbytes": memory, "diskMbytes": memory * 2}
+        max_items = number_arg(request, "maxItems")
+        max_charge = number_arg(request, "maxTotalChargeUsd", float)
+        if max_items is not None:
+            options["maxItems"] = max_items
+        if max_charge is not None:
+            options["maxTotalChargeUsd"] = max_charge
+        return options
+
+    def get_actor(self, request: Request, actor_id: str) -> Response:
+        profile = find_profile(actor_id)
+        user, name = profile.actor_id.split("/")
+        created = iso(1_700_000_000)
+        return json_response({"data": {
+            "id": profile.act_id, "userId": USER_ID, "name": name, "username": user, "isPublic": True,
+            "createdAt": created, "modifiedAt": created, "stats": {}, "versions": [],
+            "defaultRunOptions": {"build": "latest", "timeoutSecs": 0, "memoryMbytes": 1024}}})
+
+    def get_run(self, request: Request, run: Run) -> Response:
+        wait = number_arg(request, "waitForFinish", float)
+        if wait:
+            self.state.wait_for_finish(run, wait)
+        return json_response({"data": run_json(run, time.time(), self.state.settings)})
+
+    def abort_run(self, request: Request, run: Run) -> Response:
+        self.state.abort(run)
+        return json_response({"data": run_json(run, time.time(), self.state.settings)})
+
+    def run_log(self, request: Request, run: Run) -> Response:
+        now = time.time()
+        lines = [f"{iso(run.start)} ACTOR: Starting {run.profile.actor_id} (emulated)",
+                 *(f"{iso(run.start)} Scraping followers of {username}" for username in run.usernames)]
+        if run.status(now) in TERMINAL:
+            lines.append(f"{iso(run.finish)} Finished with status {run.status(now)}: {run.item_count(now)} items")
+        return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+    def get_dataset(self, request: Request, run: Run) -> Response:
+        now = time.time()
+        count = run.item_count(now)
+        return json_response({"data": {
+            "id": run.dataset_id, "name": None, "userId": USER_ID, "createdAt": iso(run.start),
+            "modifiedAt": iso(min(now, run.finish)), "accessedAt": iso(now), "itemCount": count,
+            "cleanItemCount": count, "actId": run.profile.act_id, "actRunId": run.id,
+            "consoleUrl": f"https://console.apify.com/storage/datasets/{run.dataset_id}"}})
+
+    def dataset_items(self, request: Request, run: Run) -> Response:
+        total = run.item_count(time.time())
+        offset = number_arg(request, "offset") or 0
+        limit = number_arg(request, "limit")
+        desc = bool_arg(request, "desc")
+        count = max(0, min(total - offset, NO_LIMIT if limit is None else limit))
+        hidden = not (bool_arg(request, "clean") or bool_arg(request, "skipHidden"))
+        if desc:
+            items = run.items(total - offset - count, total - offset, hidden)[::-1]
+        else:
+            items = run.items(offset, offset + count, hidden)
+        wanted, omitted = list_arg(request, "fields"), set(list_arg(request, "omit"))
+        if wanted or omitted:
+            items = [{k: v for k, v in item.items() if (not wanted or k in wanted) and k not in omitted}
+                     for item in items]
+        with self.state.lock:
+            self.state.items_served += len(items)
+        return json_response(items, headers={
+            "X-Apify-Pagination-Total": str(total), "X-Apify-Pagination-Offset": str(offset),
+            "X-Apify-Pagination-Count": str(count), "X-Apify-Pagination-Desc": str(desc).lower(),
+            "X-Apify-Pagination-Limit": str(NO_LIMIT if limit is None else limit)})
+
+    # ----- control handlers
+
+    def control_reset(self, request: Request) -> Response:
+        self.state.reset()
+        return json_response({"ok": True})
+
+    def control_config(self, request: Request) -> Response:
+        self.state.configure(self._json_object(request))
+        return json_response(asdict(self.state.settings))
+
+    def control_faults(self, request: Request) -> Response:
+        rules = self._json_object(request).get("rules")
+        if not isinstance(rules, list):
+            raise ApiError(400, "invalid-value", 'Expected {"rules": [...]}')
+        parsed = [FaultRule.from_json(rule) for rule in rules]
+        with self.state.lock:
+            self.state.faults.extend(parsed)
+            return json_response({"faults": [asdict(rule) for rule in self.state.faults]})
+
+    def control_stats(self, request: Request) -> Response:
+        return json_response(self.state.stats())
+
+    @staticmethod
+    def _json_object(request: Request) -> dict:
+        try:
+            payload = json.loads(read_body(request) or b"{}")
+        except ValueError:
+            raise ApiError(400, "invalid-value", "The body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise ApiError(400, "invalid-value", "The body must be a JSON object")
+        return payload
+
+
+def make_app(state: EmulatorState) -> EmulatorApp:
+    return EmulatorApp(state)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request (a benchmark makes hundreds of thousands)."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+class EmulatorServer:
+    """The emulator on a background thread: `with EmulatorServer() as emu: ApifyClient(api_url=emu.url)`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **settings):
+        self.state = EmulatorState(Settings(**settings))
+        self._server = make_server(host, port, make_app(self.state), threaded=True, request_handler=_QuietHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._server.server_address[0]}:{self._server.server_port}"
+
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="apify-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve on the calling thread until interrupted."""
+        try:
+            self._server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.server_close()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, **settings) -> None:
+    """Serve in the foreground; prints `apify-emulator listening on URL` once bound (port 0 = any free)."""
+    server = EmulatorServer(host, port, **settings)
+    print(f"apify-emulator listening on {server.url}", flush=True)
+    server.serve_forever()
