@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import redis
 
+from apify_emulator import spawn as spawn_emulator
 from app import create_app
 from utils import storage
 from utils.config import Settings
@@ -77,21 +78,9 @@ class Emulator:
         return self.control("stats")
 
 
-def _start_emulator(*args):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apify_emulator", "--port", "0", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}")
-    return process, line.split("listening on", 1)[1].strip()
-
-
 @pytest.fixture(scope="session")
 def emulator_process():
-    process, url = _start_emulator("--wait-cap", "0.5")
+    process, url = spawn_emulator("--wait-cap", "0.5")
     yield Emulator(url)
     process.terminate()
     process.wait(10)

@@ -1,0 +1,133 @@
+"""The scraper against the emulator through the real apify-client, and output normalisation."""
+import pytest
+
+import apify_emulator as emulated
+from utils.config import Settings
+from utils.scraper import (
+    FatalApifyError, Follower, Scraper, TransientApifyError, build_input, normalise,
+)
+
+ACCOUNTS = ["nike", "adidas"]
+
+
+@pytest.mark.parametrize("item, expected", [
+    (  # datadoping-style, the default actor
+        {"id": "11", "username": "Ana.Souza", "full_name": "Ana Souza", "is_private": False, "is_verified": True,
+         "profile_pic_url": "https://x/1.jpg", "source_username": "nike"},
+        Follower("11", "ana.souza", "Ana Souza", False, True, "https://x/1.jpg", "nike"),
+    ),
+    (  # scraping_solutions: the source is `username_scrape`
+        {"id": 12, "username": "joao", "full_name": "João", "is_private": "false", "username_scrape": "@Adidas",
+         "type": "Followers"},
+        Follower("12", "joao", "João", False, None, None, "adidas"),
+    ),
+    (  # Apify's own actor: `user_id`, no `id`
+        {"user_id": "13", "username": "li.wei", "full_name": "李伟", "type": "FOLLOWER", "source_username": "nike"},
+        Follower("13", "li.wei", "李伟", None, None, None, "nike"),
+    ),
+    (  # camelCase with a nested user object
+        {"sourceUsername": "adidas", "user": {"pk": 14, "username": "olga", "fullName": "Ольга",
+                                              "isPrivate": True, "isVerified": False, "profilePicUrl": "u"}},
+        Follower("14", "olga", "Ольга", True, False, "u", "adidas"),
+    ),
+    (  # the source as a profile URL; no id: the username stands in
+        {"username": "sam", "full_name": None, "input_username": "https://www.instagram.com/nike/"},
+        Follower("sam", "sam", "", None, None, None, "nike"),
+    ),
+    (  # a source that is not one of the batch's accounts is not trusted
+        {"id": "15", "username": "kim", "source_username": "puma"},
+        Follower("15", "kim", "", None, None, None, None),
+    ),
+])
+def test_normalise_tolerates_the_common_actors(item, expected):
+    assert normalise(item, ACCOUNTS) == expected
+
+
+@pytest.mark.parametrize("item", [{}, {"full_name": "No Handle"}, {"id": "1", "username": ""}, [], "x", None])
+def test_items_naming_nobody_are_dropped(item):
+    assert normalise(item, ACCOUNTS) is None
+
+
+def test_single_account_batches_attribute_without_a_source_field():
+    assert normalise({"id": "1", "username": "x"}, ["nike"]).source == "nike"
+
+
+def test_build_input_fills_the_template():
+    template = {"Account": "{accounts}", "resultsLimit": "{limit}", "dataToScrape": "Followers",
+                "nested": {"max": "{limit}"}}
+    assert build_input(template, ("a", "b"), 7) == {
+        "Account": ["a", "b"], "resultsLimit": 7, "dataToScrape": "Followers", "nested": {"max": 7},
+    }
+
+
+# -- against the emulator ----------------------------------------------------------------------
+
+def _scraper(emulator, **overrides):
+    settings = Settings(apify_token="test-token", apify_api_url=emulator.url, apify_http_retries=0)
+    return Scraper(settings.with_overrides(overrides))
+
+
+def _scrape(scraper, accounts, limit):
+    run_id = scraper.start_run(accounts, limit)
+    dataset_id = scraper.wait_for_run(run_id, heartbeat=lambda: True)
+    return list(scraper.iter_followers(dataset_id, accounts))
+
+
+def _expected(accounts, limit):
+    return {(f.id, account) for account in accounts for f in emulated.followers(account, limit)}
+
+
+def test_a_run_yields_every_follower_of_every_account(emulator):
+    accounts = [f"brand{i}" for i in range(60)]  # a gzipped request body
+    got = _scrape(_scraper(emulator), accounts, 7)
+    assert {(f.profile_id, f.source) for f in got} == _expected(accounts, 7)
+    assert len(got) == len(_expected(accounts, 7))
+
+
+@pytest.mark.parametrize("actor_id, template", [
+    ("scraping_solutions/instagram-scraper-followers-following-no-cookies",
+     {"Account": "{accounts}", "resultsLimit": "{limit}", "dataToScrape": "Followers"}),
+    ("apify/instagram-followers-following-scraper", {"usernames": "{accounts}", "resultsLimit": "{limit}"}),
+    ("memo23/instagram-followers-scraper", {"usernames": "{accounts}", "maxItems": "{limit}"}),
+])
+def test_other_actors_by_configuration(emulator, actor_id, template):
+    scraper = _scraper(emulator, apify_actor_id=actor_id, apify_input_template=template)
+    got = _scrape(scraper, ACCOUNTS, 5)
+    assert {(f.profile_id, f.source) for f in got} == _expected(ACCOUNTS, 5)
+    by_id = {f.id: f for account in ACCOUNTS for f in emulated.followers(account, 5)}
+    assert all(f.full_name == by_id[f.profile_id].full_name for f in got)
+
+
+def test_a_bad_token_is_fatal(emulator):
+    emulator.configure(valid_tokens=["another-token"])
+    with pytest.raises(FatalApifyError, match="401"):
+        _scraper(emulator).start_run(ACCOUNTS, 5)
+
+
+def test_an_unknown_actor_is_fatal(emulator):
+    with pytest.raises(FatalApifyError, match="404"):
+        _scraper(emulator, apify_actor_id="someone/nothing-here").start_run(ACCOUNTS, 5)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_rate_limits_and_server_errors_are_transient(emulator, status):
+    emulator.fault(route="start_run", status=status, type="boom", message="try later")
+    with pytest.raises(TransientApifyError, match=str(status)) as caught:
+        _scraper(emulator).start_run(ACCOUNTS, 5)
+    assert caught.value.run_failed is False
+
+
+@pytest.mark.parametrize("run_status", ["FAILED", "TIMED-OUT", "ABORTED"])
+def test_a_run_that_ends_badly_is_transient_and_spent(emulator, run_status):
+    emulator.fault(route="start_run", run_status=run_status)
+    scraper = _scraper(emulator)
+    run_id = scraper.start_run(ACCOUNTS, 5)
+    with pytest.raises(TransientApifyError, match=run_status) as caught:
+        scraper.wait_for_run(run_id, heartbeat=lambda: True)
+    assert caught.value.run_failed is True
+
+
+def test_no_emulator_at_all_is_transient(emulator):
+    scraper = Scraper(Settings(apify_token="t", apify_api_url="http://127.0.0.1:9", apify_http_retries=0))
+    with pytest.raises(TransientApifyError, match="network error"):
+        scraper.start_run(ACCOUNTS, 5)
