@@ -1,6 +1,6 @@
 """Apify API v2 emulator serving deterministic synthetic Instagram followers (see server.py)."""
 from .followers import Follower, follower_count, followers, normalize_username
-from .server import PROFILES, EmulatorServer, EmulatorState, Settings, make_app, serve
+from .server import PROFILES, EmulatorServer, EmulatorState, Settings, make_app, serve, spawn
 
 __all__ = ["Follower", "follower_count", "followers", "normalize_username",
-           "PROFILES", "EmulatorServer", "EmulatorState", "Settings", "make_app", "serve"]
+           "PROFILES", "EmulatorServer", "EmulatorState", "Settings", "make_app", "serve", "spawn"]

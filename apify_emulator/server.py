@@ -67,12 +67,15 @@ import gzip
 import json
 import random
 import string
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from itertools import accumulate
+from pathlib import Path
 from typing import Callable
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -762,3 +765,23 @@ def serve(host: str = "127.0.0.1", port: int = 0, **settings) -> None:
     server = EmulatorServer(host, port, **settings)
     print(f"apify-emulator listening on {server.url}", flush=True)
     server.serve_forever()
+
+
+def spawn(*args: str, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
+    """Start `python -m apify_emulator --port 0 *args` as a child process; returns (process, url)."""
+    process = subprocess.Popen([sys.executable, "-m", "apify_emulator", "--port", "0", *args],
+                               cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)
+    line = _read_line(process, timeout)
+    if "listening on " not in line:
+        process.kill()
+        raise RuntimeError(f"apify emulator did not start: {line!r}")
+    return process, line.split("listening on ", 1)[1].strip()
+
+
+def _read_line(process: subprocess.Popen, timeout: float) -> str:
+    """The child's first stdout line, without hanging forever on a child that never prints."""
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    lines: list[str] = []
+    reader.start()
+    reader.join(timeout)
+    return lines[0] if lines else ""
