@@ -173,6 +173,8 @@ class Worker:
 
 @pytest.fixture(scope="session")
 def worker(service_settings, tmp_path_factory):
+    # Jobs submitted by tests that ran without a worker would otherwise reach this one.
+    redis.Redis.from_url(service_settings["REDIS_URL"]).flushdb()
     process = Worker(service_settings, tmp_path_factory.mktemp("worker") / "worker.log")
     yield process
     process.stop()
