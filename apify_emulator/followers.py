@@ -97,6 +97,8 @@ _FOLD = str.maketrans({"ł": "l", "Ł": "L", "ı": "i", "đ": "d", "Đ": "D", "�
 @lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """Drop diacritics the way people type without them: "Łukasz Wójcik" -> "Lukasz Wojcik"."""
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -239,7 +241,8 @@ def _brand(dice: _Dice) -> tuple[str, str]:
 def _profile_pic_url(dice: _Dice, follower_id: str) -> str:
     if dice.chance(0.05):
         return DEFAULT_AVATAR
-    return f"https://scontent.cdninstagram.com/v/t51.2885-19/{follower_id}_{dice.below(10**15)}_n.jpg?stp=dst-jpg_s150x150"
+    picture = f"{follower_id}_{dice.below(10**15)}_n.jpg"
+    return f"https://scontent.cdninstagram.com/v/t51.2885-19/{picture}?stp=dst-jpg_s150x150"
 
 
 def _make_follower(dice: _Dice, follower_id: str, shared: bool) -> Follower:
@@ -285,15 +288,20 @@ class _Account:
     pool_start: int
 
 
+# Follower-count tiers (low, high) and their cumulative shares in percent: 8 % small accounts.
+_TIERS = ((20, 1_000), (1_000, 100_000), (100_000, 10**7), (10**7, 5 * 10**8))
+_TIER_SHARES = (8, 58, 93)
+
+
 @lru_cache(maxsize=65536)
 def _account(username: str) -> _Account:
     dice = _Dice(f"{username}\x00account")
     offset, step, start = dice.below(POOL_STRIDE), dice.below(POOL_SIZE - 1) + 1, dice.below(POOL_SIZE)
     if username.startswith(("empty", "private")):
         return _Account(0, offset, step, start)
-    tier = dice.below(100)
-    low, high = (20, 1_000) if tier < 8 else (1_000, 100_000) if tier < 58 else (100_000, 10**7) if tier < 93 else (10**7, 5 * 10**8)
-    count = int(low * (high / low) ** (dice.below(1_000_000) / 1_000_000))
+    tier = bisect.bisect_right(_TIER_SHARES, dice.below(100))
+    low, high = _TIERS[tier]
+    count = int(low * (high / low) ** (dice.below(1_000_000) / 1_000_000))  # log-uniform within the tier
     return _Account(count, offset, step, start)
 
 

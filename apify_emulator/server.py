@@ -437,7 +437,7 @@ class EmulatorState:
 
 
 def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(payload, separators=(",", ":"))  # ASCII escapes: the encoder's fast path
     return Response(body, status=status, headers=headers, content_type="application/json; charset=utf-8")
 
 
@@ -500,9 +500,10 @@ def decode_webhooks(raw: str | None) -> list | None:
 # --------------------------------------------------------------------------- the app
 
 
+_ACTORS = ("actors", "acts")  # `acts` is the legacy alias
 URLS = Map([
-    *(Rule(f"/v2/{prefix}/<path:actor_id>/runs", methods=["POST"], endpoint="start_run") for prefix in ("actors", "acts")),
-    *(Rule(f"/v2/{prefix}/<path:actor_id>", methods=["GET"], endpoint="get_actor") for prefix in ("actors", "acts")),
+    *(Rule(f"/v2/{prefix}/<path:actor_id>/runs", methods=["POST"], endpoint="start_run") for prefix in _ACTORS),
+    *(Rule(f"/v2/{prefix}/<path:actor_id>", methods=["GET"], endpoint="get_actor") for prefix in _ACTORS),
     Rule("/v2/actor-runs/<run_id>", methods=["GET"], endpoint="get_run"),
     Rule("/v2/actor-runs/<run_id>/abort", methods=["POST"], endpoint="abort_run"),
     Rule("/v2/actor-runs/<run_id>/log", methods=["GET"], endpoint="run_log"),
@@ -562,10 +563,10 @@ class EmulatorApp:
             raise ApiError(401, "user-or-token-not-found", "User was not found or authentication token is not valid")
         if endpoint == "start_run":
             return self.start_run(request, args["actor_id"], body, text)
-        target = self.state.run(args["run_id"]) if "run_id" in args else None
-        if "dataset_id" in args:
-            target = self.state.dataset(args["dataset_id"])
-        return getattr(self, endpoint)(request, target or args["actor_id"])
+        if endpoint == "get_actor":
+            return self.get_actor(args["actor_id"])
+        run = self.state.run(args["run_id"]) if "run_id" in args else self.state.dataset(args["dataset_id"])
+        return getattr(self, endpoint)(request, run)
 
     # ----- API handlers
 
@@ -618,7 +619,8 @@ class EmulatorApp:
             options["maxTotalChargeUsd"] = max_charge
         return options
 
-    def get_actor(self, request: Request, actor_id: str) -> Response:
+    @staticmethod
+    def get_actor(actor_id: str) -> Response:
         profile = find_profile(actor_id)
         user, name = profile.actor_id.split("/")
         created = iso(1_700_000_000)
