@@ -51,7 +51,8 @@ Control API (no auth, JSON in and out):
          "status": 429, "type": "rate-limit-exceeded", "message": "...",   # an HTTP error reply, or
          "run_status": "FAILED"|"TIMED-OUT"|"ABORTED",  # start_run only: the run ends so, dataset empty
          "items_limit": N,                              # start_run only: dataset cut at N items
-         "times": 2 (null: forever), "probability": 1.0 (seeded RNG),
+         "times": 2 (null: forever), "skip": 0 (let the first N matching requests through),
+         "probability": 1.0 (seeded RNG),
          "when_input_contains": "nike"}                 # start_run only: substring of the raw input
         HTTP error rules apply before authentication; `type` and `message` default from the status.
   GET  /_emulator/stats    {"requests": {route: {status: n}}, "runs_started", "runs_aborted",
@@ -212,6 +213,7 @@ class FaultRule:
     run_status: str | None = None
     items_limit: int | None = None
     times: int | None = None
+    skip: int = 0
     probability: float = 1.0
     when_input_contains: str | None = None
 
@@ -229,6 +231,8 @@ class FaultRule:
             raise ApiError(400, "invalid-value", "status must be an HTTP error code (400-599)")
         if (outcome or rule.when_input_contains is not None) and rule.route != "start_run":
             raise ApiError(400, "invalid-value", "run_status, items_limit and when_input_contains need route start_run")
+        if not (isinstance(rule.skip, int) and rule.skip >= 0):
+            raise ApiError(400, "invalid-value", "skip must be a non-negative integer")
         if rule.run_status not in (None, "FAILED", "TIMED-OUT", "ABORTED"):
             raise ApiError(400, "invalid-value", "run_status must be FAILED, TIMED-OUT or ABORTED")
         return rule
@@ -380,6 +384,9 @@ class EmulatorState:
         with self.lock:
             for rule in self.faults:
                 if rule.is_outcome == outcome and rule.matches(route, run_input):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     if self.rng.random() >= rule.probability:
                         continue
                     if rule.times is not None:

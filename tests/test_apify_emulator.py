@@ -181,6 +181,13 @@ def test_a_429_is_retried_by_the_client_then_succeeds(emu):
     assert control(emu.url, "stats")["requests"]["start_run"] == {"429": 1, "201": 1}
 
 
+def test_skip_lets_the_first_matching_requests_through(emu):
+    control(emu.url, "faults", {"rules": [{"route": "start_run", "status": 500, "times": 1, "skip": 1}]})
+    assert call(emu).status == "SUCCEEDED"
+    assert call(emu).status == "SUCCEEDED"
+    assert control(emu.url, "stats")["requests"]["start_run"] == {"201": 2, "500": 1}
+
+
 def test_503_forever_exhausts_the_retries(emu):
     control(emu.url, "faults", {"rules": [{"route": "any", "status": 503}]})
     with pytest.raises(ServerError) as error:

@@ -78,12 +78,15 @@ def test_results_are_readable_while_the_job_runs(client, worker, emulator):
 def test_a_retried_batch_stores_nothing_twice(client, worker, emulator):
     accounts = [f"retry{i}" for i in range(50)] + ["natgeo"]
     emulator.fault(route="start_run", run_status="FAILED", times=1, when_input_contains="retry7")
-    emulator.fault(route="dataset_items", status=503, type="server-error", message="flaky", times=1)
+    # The second dataset page requested fails once, after the rows of the first were stored.
+    emulator.fault(route="dataset_items", status=503, type="server-error", message="flaky", times=1, skip=1)
     created = submit(client, accounts, total=51 * 40)
     status = wait_for_job(client, created["job_id"])
     assert (status["status"], status["batches_failed"]) == ("completed", 0), status
     _check_job(client, created["job_id"], accounts, 40, "any")
-    assert emulator.stats()["runs_started"] == 3  # two batches, one run failed and was replaced
+    stats = emulator.stats()
+    assert stats["runs_started"] == 3  # two batches, one run failed and was replaced
+    assert stats["requests"]["dataset_items"]["503"] == 1
     assert "retry 1/3" in worker.log()
 
 
