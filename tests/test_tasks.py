@@ -10,7 +10,8 @@ from app import create_app
 from utils import embedded_redis, storage
 from utils.gender import detect_genders
 
-from conftest import APIFY_TOKEN, Worker, all_results, submit, wait_for_job
+from conftest import all_results, submit, wait_for_job
+from stack import APIFY_TOKEN, Worker
 
 
 def expected_profiles(accounts, limit, target, min_confidence):

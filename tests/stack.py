@@ -1,0 +1,109 @@
+"""The real parts a test or benchmark runs against: a throwaway Postgres database, the Apify
+emulator process with its control API, and `celery -A tasks worker` processes.
+
+Services are found through TEST_POSTGRES_URL (a database to connect to for creating a
+throwaway one) and TEST_REDIS_URL; the defaults are the local servers `.ci/run` starts.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from apify_emulator import spawn as spawn_emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+APIFY_TOKEN = "test-token"
+
+
+@contextmanager
+def throwaway_database(prefix="followsift_test"):
+    """A new, empty Postgres database for the duration of the block; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+class Emulator:
+    """The Apify emulator as its own process, driven through its control API."""
+
+    def __init__(self, *args):
+        self.process, self.url = spawn_emulator(*args)
+
+    def control(self, path, payload=None):
+        data = None if payload is None else json.dumps(payload).encode()
+        method = "GET" if payload is None else "POST"
+        request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def reset(self):
+        return self.control("reset", {})
+
+    def configure(self, **settings):
+        return self.control("config", settings)
+
+    def fault(self, **rule):
+        return self.control("faults", {"rules": [rule]})
+
+    def stats(self):
+        return self.control("stats")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class Worker:
+    """A `celery -A tasks worker` process; its log is kept for assertions."""
+
+    def __init__(self, env, log_path, concurrency=2):
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+             "--concurrency", str(concurrency), "--pool", "prefork", "--without-gossip", "--without-mingle",
+             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+def service_env(database_url, redis_url, emulator_url, **extra):
+    """The environment the worker (and web) processes share, as variables."""
+    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "APIFY_TOKEN": APIFY_TOKEN,
+            "APIFY_API_URL": emulator_url, "NO_PROXY": "127.0.0.1,localhost", **extra}
