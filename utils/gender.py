@@ -95,7 +95,37 @@ def _load_suffixes() -> dict[str, tuple[str, float]]:
     return out
 
 
+def _passport(s: str) -> str:
+    """Japanese romanisation without long vowels, as most people write their names (Kouta -> Kota)."""
+    return s.replace("ou", "o").replace("uu", "u").replace("oo", "o")
+
+
+def _load_japanese():
+    names: dict[str, tuple[str, float]] = {}
+    endings: dict[str, tuple[str, float]] = {}
+    surnames: set[str] = set()
+    with gzip.open(os.path.join(_DATA_DIR, "ja_names.tsv.gz"), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith("@"):
+                surnames.add(line[1:])
+                surnames.add(_passport(line[1:]))
+                continue
+            if line.startswith("#"):
+                suf, g, purity, _n = line[1:].split("\t")
+                endings[suf] = ("female" if g == "F" else "male", float(purity))
+                continue
+            key, f, m = line.split("\t")
+            f, m = float(f), float(m)
+            pf = (f + 0.25) / (f + m + 0.5)
+            hit = ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
+            names[key] = hit
+            names.setdefault(_passport(key), hit)
+    return names, endings, surnames
+
+
 _NAMES = _load_names()
+_JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = _load_japanese()
 _SUFFIX_TABLE = _load_suffixes()
 _SURNAMES = _load_surnames()
 
@@ -262,6 +292,9 @@ def _surname_signal(token: str) -> tuple[str, float] | None:
         return None
     g = _SURNAMES.get(token)
     if g is not None:
+        as_given = _NAMES.get(token)
+        if as_given is not None and as_given[0] != g:
+            return None  # "Rosa", a woman's name, on Faker's list of men's surnames
         return g, 0.85
     if token in _F_EXCEPT or token in _NAMES:
         # a surname that is also a given name (Marina, Nova...) says nothing
@@ -279,6 +312,37 @@ def _surname_signal(token: str) -> tuple[str, float] | None:
         if token.endswith(("ин", "ын")):
             return "male", 0.75
         return "male", 0.85
+    return None
+
+
+# a romanised Japanese word: morae only (ka, shi, tsu, kyo, n, geminates, long vowels)
+_JA_MORAE = re.compile(r"(?:(?:[kgsztdnhbpmr]y?|sh|ch|ts|j|f|y|w)?[aiueo]|n|(?<=[aiueo])(?=[kstp]{2}))+")
+_JA_DONT = ("si", "ti", "tu", "hu", "zi", "di", "du", "wi", "we", "wu", "yi", "ye")
+
+
+@lru_cache(maxsize=65536)
+def _reads_japanese(word: str) -> bool:
+    return len(word) >= 4 and word.isascii() and _JA_MORAE.fullmatch(word) is not None \
+        and not any(x in word for x in _JA_DONT)
+
+
+@lru_cache(maxsize=65536)
+def _japanese_given(given: str, surname: str) -> tuple[str, float] | None:
+    """Gender of a given name read in Japanese context: the surname is a known Japanese
+    surname, or both words are Japanese morae and the given name is a Japanese name.
+    None when the name does not read as Japanese or Japanese data says nothing."""
+    hit = _JA_NAMES.get(given)
+    if surname not in _JA_SURNAMES:
+        if hit is None or surname in _NAMES or not _reads_japanese(surname) or not _reads_japanese(given):
+            return None
+    if hit is not None:
+        return hit if hit[1] >= _DECIDE else None
+    if not _reads_japanese(given):
+        return None
+    for n in (4, 3, 2, 1):
+        end = _JA_ENDINGS.get(given[-n:])
+        if end is not None and len(given) > n + 1:
+            return end[0], round(min(0.85, end[1] - 0.1), 4)
     return None
 
 
@@ -308,6 +372,16 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
     src = "full_name"
     first = toks[0]
     initials_first = toks[0] != tokens[0].rstrip(".") and len(tokens[0].rstrip(".")) == 1
+    if len(toks) == 2 and not initials_first and (
+            toks[1] in _JA_SURNAMES or first in _JA_NAMES or first in _JA_SURNAMES):
+        # Japanese names: Kanta, Yuma, Taiga are men's names in Japan whatever they are elsewhere
+        ja = _japanese_given(toks[0], toks[1])
+        if ja is None and toks[0] in _JA_SURNAMES:
+            ja = _japanese_given(toks[1], toks[0])  # surname first: "Tanaka Yuki"
+        if ja is not None:
+            if title_gender:
+                return GenderGuess(title_gender, 0.9 if ja[0] == title_gender else 0.8, "title")
+            return GenderGuess(ja[0], round(ja[1], 4), "full_name")
     if len(toks) >= 2 and first in _ASIAN_SURNAMES:
         # surname-first order (Kim Minji, Nguyen Thi Lan, Wang Fang)
         second = toks[1]
@@ -478,5 +552,16 @@ def detect_gender(full_name: str, username: str = "") -> GenderGuess:
 
 def detect_genders(people: Iterable[tuple[str, str]]) -> list[GenderGuess]:
     """Batch form for the worker's hot path: (full_name, username) pairs in, guesses out."""
-    detect = detect_gender
-    return [detect(full_name, username) for full_name, username in people]
+    out: list[GenderGuess] = []
+    append = out.append
+    detect = _detect
+    for full_name, username in people:
+        if type(full_name) is str and type(username) is str:
+            try:
+                append(detect(full_name[:200], username[:100]))
+                continue
+            except Exception:  # pragma: no cover - same guarantee as detect_gender
+                append(UNKNOWN)
+                continue
+        append(detect_gender(full_name, username))
+    return out

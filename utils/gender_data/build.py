@@ -155,6 +155,79 @@ def load_israel(acc):
     return len(counts)
 
 
+# column of nam_dict's per-country frequency digits that holds Japan (0-based, whole line)
+_NAMDICT_JAPAN_COL = 81
+
+
+def load_japanese(ja):
+    """Japanese-context table: nam_dict names with a frequency in its Japan column, and
+    Faker ja_JP's romanised first names. Used by utils.gender only when a display name
+    reads as Japanese (a Japanese surname), where names like Kanta, Yuma or Taiga are
+    men's names although nam_dict lists them as women's names elsewhere (India, Latvia)."""
+    import gender_guesser
+    from faker.providers.person.ja_JP import Provider
+
+    path = os.path.join(os.path.dirname(gender_guesser.__file__), "data", "nam_dict.txt")
+    started = False
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not started:
+                started = line.startswith("###  begin of name list")
+                continue
+            if line.startswith("#") or len(line) <= _NAMDICT_JAPAN_COL:
+                continue
+            code = line[:2].strip()
+            f = line[_NAMDICT_JAPAN_COL].strip()
+            if code not in _CODE_PF or not f:
+                continue
+            try:
+                mass = 3.0 + int(f, 16) / 2.0
+            except ValueError:
+                continue
+            key = norm_key(line[3:29].strip())
+            pf = _CODE_PF[code]
+            ja[key][0] += mass * pf
+            ja[key][1] += mass * (1 - pf)
+            n += 1
+    for attr, g in (("first_romanized_names_female", 0), ("first_romanized_names_male", 1)):
+        for name in set(getattr(Provider, attr, ()) or ()):
+            ja[norm_key(name)][g] += 3.0
+            n += 1
+    surnames = sorted({norm_key(x) for x in (getattr(Provider, "last_romanized_names", ()) or ())})
+    return n, surnames
+
+
+def write_japanese(ja, surnames):
+    """ja_names.tsv.gz: ``name<TAB>female_mass<TAB>male_mass`` (Japanese context);
+    ``#ending<TAB>F|M<TAB>purity<TAB>n`` lines: endings of 1-4 letters seen on at least 8
+    of those names, kept at >= 90% one gender (-ko, -mi, -ka vs -ta, -to, -hiko, -suke...);
+    ``@surname`` lines: Faker ja_JP's romanised surnames, the Japanese-context trigger."""
+    stats = defaultdict(lambda: [0, 0])
+    for key, (f, m) in ja.items():
+        if " " in key or not key.isascii() or len(key) < 3:
+            continue
+        pf = f / (f + m)
+        if 0.1 < pf < 0.9:
+            continue
+        for k in (1, 2, 3, 4):
+            if len(key) > k + 1:
+                stats[key[-k:]][0 if pf >= 0.9 else 1] += 1
+    out = os.path.join(HERE, "ja_names.tsv.gz")
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
+        for key in sorted(ja):
+            f, m = ja[key]
+            fh.write(f"{key}\t{f:.1f}\t{m:.1f}\n")
+        for suf in sorted(stats):
+            f, m = stats[suf]
+            tot = f + m
+            if tot >= 8 and max(f, m) / tot >= 0.9:
+                fh.write(f"#{suf}\t{'F' if f > m else 'M'}\t{max(f, m) / tot:.3f}\t{tot}\n")
+        for s in surnames:
+            fh.write(f"@{s}\n")
+    print(f"wrote {len(ja)} Japanese-context names to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
+
+
 def write_suffixes(acc):
     """Ending -> gender table for Latin-script given names missing from the dictionary
     (Brazilian -iane / -ilson, Slavic -ka, ...): endings of 2-4 letters seen on at least
@@ -191,6 +264,10 @@ def main():
     print("nam_dict lines:", load_namdict(acc), file=sys.stderr)
     print("faker entries:", load_faker(acc, surnames), file=sys.stderr)
     print("israel names:", load_israel(acc), file=sys.stderr)
+    ja = defaultdict(lambda: [0.0, 0.0])
+    n_ja, ja_surnames = load_japanese(ja)
+    print("japanese-context entries:", n_ja, file=sys.stderr)
+    write_japanese(ja, ja_surnames)
     # diacritic-stripped twins
     twins = defaultdict(lambda: [0.0, 0.0])
     for key, (f, m) in acc.items():
