@@ -150,3 +150,26 @@ def test_never_raises_on_arbitrary_unicode(full_name, username):
     assert out.gender in ("male", "female", "unknown")
     assert 0.0 <= out.confidence <= 1.0
     assert isinstance(out.source, str)
+
+
+def test_japanese_names_read_in_japanese_context():
+    # -a / -ya endings are women's names in much of Europe; in Japan these are men's names
+    assert detect_gender("Kenta Tanaka").gender == "male"
+    assert detect_gender("Tanaka Kenta").gender == "male"       # surname first
+    assert detect_gender("Takuya Suzuki").gender == "male"
+    assert detect_gender("Yumi Sato").gender == "female"
+    # and the Japanese reading does not leak onto European names
+    assert detect_gender("Maria Romero").gender == "female"
+    assert detect_gender("Mario Moretti").gender == "male"
+
+
+def test_surname_list_does_not_override_a_given_name_of_the_other_gender():
+    from utils.gender import _surname_signal
+
+    assert _surname_signal("rosa") is None  # a woman's name, also on a list of men's surnames
+    assert detect_gender("Ana da Rosa").gender == "female"
+
+
+def test_batch_accepts_non_strings():
+    out = detect_genders([("Ana Souza", ""), (None, "johnsmith")])  # type: ignore[list-item]
+    assert out[0].gender == "female" and out[1].gender == "male"
