@@ -3,18 +3,32 @@
 Views validate and delegate: the job is written to the database and committed, then a
 single dispatch message goes to Redis; the worker does the rest.
 """
+import hashlib
 import math
 import re
 from typing import Literal
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, g, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from celery_config import DISPATCH_JOB
+from celery_config import DISPATCH_JOB, request_abort
 from utils import storage
 from utils.gender import DEFAULT_MIN_CONFIDENCE
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _rate_limit_key():
+    """Limits count per API key; the header is hashed here, before authentication runs."""
+    header = request.headers.get("Authorization", "")
+    return hashlib.sha256(header.encode()).hexdigest()[:32] if header else get_remote_address()
+
+
+limiter = Limiter(key_func=_rate_limit_key, headers_enabled=True)
+create_limit = limiter.limit(lambda: _settings().rate_limit_create)
+read_limit = limiter.limit(lambda: _settings().rate_limit_read)
 
 USERNAME = re.compile(r"[a-z0-9._]{1,30}")
 
@@ -46,13 +60,24 @@ def _engine():
     return current_app.extensions["engine"]
 
 
+@bp.before_request
+def authenticate():
+    """Every /api route needs `Authorization: Bearer <key>` for a live key."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    key_id = storage.api_key_id(_engine(), key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+    if key_id is None:
+        raise ApiError(401, "unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
+    g.api_key_id = key_id
+
+
 @bp.post("/scrape-followers")
+@create_limit
 def scrape_followers():
     spec = _parse_scrape_request()
     settings = _settings()
     per_account_limit = math.ceil(spec.totalScrapeCount / len(spec.accounts))
     job_id, total_batches = storage.create_job(
-        _engine(), accounts=spec.accounts, target_gender=spec.targetGender,
+        _engine(), api_key_id=g.api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
         min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
         total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
         batch_size=settings.batch_size,
@@ -113,6 +138,7 @@ def _normalise_accounts(raw):
 
 
 @bp.get("/job-status/<job_id>")
+@read_limit
 def job_status(job_id):
     job = _job_or_404(job_id)
     done = job["batches_done"]
@@ -140,6 +166,7 @@ def job_status(job_id):
 
 
 @bp.get("/job-results/<job_id>")
+@read_limit
 def job_results(job_id):
     job = _job_or_404(job_id)
     limit = _int_arg("limit", 1000, 1, 1000)
@@ -160,8 +187,35 @@ def job_results(job_id):
             "next_cursor": next_cursor, "status": job["status"]}
 
 
+@bp.post("/jobs/<job_id>/cancel")
+@create_limit
+def cancel_job(job_id):
+    """Stop a job: batches not started never call Apify; running Apify runs are aborted."""
+    job = _job_or_404(job_id)
+    if job["status"] in storage.ACTIVE_JOB_STATUSES:
+        storage.cancel_job(_engine(), job["job_id"])
+    job = _job_or_404(job_id)
+    if job["status"] != "cancelled":
+        raise ApiError(409, "job_finished", f"The job already ended {job['status']}.")
+    return {"job_id": job["job_id"], "status": job["status"]}
+
+
+@bp.delete("/jobs/<job_id>")
+@create_limit
+def delete_job(job_id):
+    """Delete the job, its batches and its results."""
+    job = _job_or_404(job_id)
+    running = storage.delete_job(_engine(), job["job_id"])
+    if running:
+        try:
+            request_abort(current_app.extensions["celery"], running)
+        except Exception as exc:  # the runs then end on their own, capped by their item limits
+            current_app.logger.warning("could not request abort of %d Apify runs: %s", len(running), exc)
+    return "", 204
+
+
 def _job_or_404(job_id):
-    job = storage.get_job(_engine(), job_id)
+    job = storage.get_job(_engine(), job_id, api_key_id=g.api_key_id)
     if job is None:
         raise ApiError(404, "job_not_found", f"No job with id {job_id!r}.")
     return job

@@ -10,6 +10,9 @@ from utils import embedded_redis
 
 DISPATCH_JOB = "followsift.dispatch_job"
 SCRAPE_ACCOUNT_BATCH = "followsift.scrape_account_batch"
+ABORT_RUNS = "followsift.abort_runs"
+RECONCILE = "followsift.reconcile"
+PURGE = "followsift.purge"
 
 
 def broker_url(settings):
@@ -40,5 +43,19 @@ def make_celery(settings):
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(settings.task_time_limit_seconds - 60, settings.task_time_limit_seconds // 2),
+        # `celery -A tasks beat` (the Procfile's clock) sends these.
+        beat_schedule={
+            "reconcile": {"task": RECONCILE, "schedule": float(settings.reconcile_interval_seconds)},
+            "purge": {"task": PURGE, "schedule": 3600.0},
+        },
     )
     return celery
+
+
+def publish_batch(celery, job_id, batch_index):
+    """Send one batch's message by task name (the web side does not import the tasks)."""
+    celery.send_task(SCRAPE_ACCOUNT_BATCH, args=[job_id, batch_index])
+
+
+def request_abort(celery, run_ids):
+    celery.send_task(ABORT_RUNS, args=[list(run_ids)])

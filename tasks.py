@@ -11,14 +11,15 @@ from itertools import islice
 
 import sqlalchemy.exc
 
-from celery_config import DISPATCH_JOB, SCRAPE_ACCOUNT_BATCH, make_celery
-from utils import storage
+from celery_config import ABORT_RUNS, DISPATCH_JOB, PURGE, RECONCILE, SCRAPE_ACCOUNT_BATCH, make_celery
+from utils import maintenance, storage
 from utils.batch_processor import process_chunk
 from utils.config import Settings
-from utils.observability import init_sentry
+from utils.observability import init_sentry, redact_secrets
 from utils.scraper import BatchStopped, FatalApifyError, Scraper, TransientApifyError
 
 settings = Settings.from_env()
+redact_secrets(settings)
 init_sentry(settings)
 celery = make_celery(settings)
 log = logging.getLogger("followsift.tasks")
@@ -67,6 +68,10 @@ def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
         storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc))
     except BatchStopped as exc:
         _stop(claim, exc, where)
+    except sqlalchemy.exc.IntegrityError as exc:
+        if storage.get_job(engine(), job_id) is not None:
+            raise
+        _stop(claim, exc, where)  # the job was deleted while the batch ran
     except (TransientApifyError, sqlalchemy.exc.OperationalError) as exc:
         _retry_or_fail(self, claim, exc, where)
 
@@ -96,13 +101,10 @@ def _stop(claim, exc, where):
     if job is not None and job["status"] in storage.ACTIVE_JOB_STATUSES:
         log.warning("%s: %s; another execution holds the batch", where, exc)
         return
-    log.info("%s: job is %s; cancelling the batch", where, job and job["status"])
+    log.info("%s: job is %s; cancelling the batch", where, job["status"] if job else "deleted")
     run_id = storage.batch_run_id(engine(), claim.job_id, claim.batch_index)
     if run_id:
-        try:
-            scraper().abort_run(run_id)
-        except (TransientApifyError, FatalApifyError) as abort_error:
-            log.warning("%s: could not abort Apify run %s: %s", where, run_id, abort_error)
+        abort_runs([run_id])
     storage.cancel_batch(engine(), claim)
 
 
@@ -137,3 +139,31 @@ def _check_back_later(job_id, batch_index):
     seconds = storage.lease_left(engine(), job_id, batch_index)
     if seconds is not None:
         scrape_account_batch.apply_async((job_id, batch_index), countdown=seconds + 1)
+
+
+@celery.task(name=ABORT_RUNS)
+def abort_runs(run_ids):
+    """Abort Apify runs of a job that was cancelled or deleted (best effort: a run that
+    cannot be aborted ends on its own, capped by the batch's item limit)."""
+    for run_id in run_ids:
+        try:
+            scraper().abort_run(run_id)
+        except (TransientApifyError, FatalApifyError) as exc:
+            log.warning("could not abort Apify run %s: %s", run_id, exc)
+
+
+@celery.task(name=RECONCILE)
+def reconcile():
+    def publish(job_id, batch_index):
+        scrape_account_batch.apply_async((job_id, batch_index))
+
+    count = maintenance.reconcile(engine(), settings, publish)
+    if count:
+        log.warning("reconcile: re-enqueued %d batches whose messages were lost", count)
+
+
+@celery.task(name=PURGE)
+def purge():
+    count = maintenance.purge(engine(), settings, abort_runs.delay)
+    if count:
+        log.info("purge: deleted %d jobs older than %s days", count, settings.results_ttl_days)

@@ -56,14 +56,27 @@ def service_settings(postgres_url, redis_url, emulator_process):
 
 @pytest.fixture(scope="session")
 def app(postgres_url, redis_url):
-    application = create_app({"database_url": postgres_url, "redis_url": redis_url})
+    application = create_app({"database_url": postgres_url, "redis_url": redis_url,
+                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
     storage.migrate(application.extensions["engine"])
     return application
 
 
+@pytest.fixture(scope="session")
+def api_key(app):
+    return storage.create_api_key(app.extensions["engine"], "tests")
+
+
+def authorised_client(app, key):
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
+
+
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(app, api_key):
+    """A test client that sends the session's API key."""
+    return authorised_client(app, api_key)
 
 
 @pytest.fixture(scope="session")

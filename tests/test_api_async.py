@@ -143,3 +143,147 @@ def test_bad_result_parameters(client, query, code):
 def test_unknown_route_and_method_are_json(client):
     _assert_error(client.get("/api/nope"), 404, "not_found")
     _assert_error(client.get("/api/scrape-followers"), 405, "method_not_allowed")
+
+
+# -- access ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic dGVzdDp0ZXN0", "fs_abc"])
+def test_every_api_route_needs_a_valid_key(app, header):
+    client = app.test_client()
+    headers = {"Authorization": header} if header else {}
+    job = str(uuid.uuid4())
+    for method, path in (("post", "/api/scrape-followers"), ("get", f"/api/job-status/{job}"),
+                         ("get", f"/api/job-results/{job}"), ("post", f"/api/jobs/{job}/cancel"),
+                         ("delete", f"/api/jobs/{job}")):
+        response = getattr(client, method)(path, headers=headers, json={})
+        _assert_error(response, 401, "unauthorized")
+
+
+def test_a_revoked_key_is_refused(app, engine):
+    key = storage.create_api_key(engine, "short-lived")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get(f"/api/job-status/{uuid.uuid4()}", headers=headers).status_code == 404
+    assert storage.revoke_api_key(engine, "short-lived")
+    _assert_error(client.get(f"/api/job-status/{uuid.uuid4()}", headers=headers), 401, "unauthorized")
+
+
+def test_a_job_is_invisible_to_other_keys(app, client, engine):
+    created = client.post("/api/scrape-followers", json={
+        "accounts": ["nike"], "targetGender": "male", "totalScrapeCount": 5,
+    }).get_json()
+    other = app.test_client()
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {storage.create_api_key(engine, 'other-tenant')}"
+    job = created["job_id"]
+    for response in (other.get(f"/api/job-status/{job}"), other.get(f"/api/job-results/{job}"),
+                     other.post(f"/api/jobs/{job}/cancel"), other.delete(f"/api/jobs/{job}")):
+        _assert_error(response, 404, "job_not_found")
+    assert client.get(f"/api/job-status/{job}").get_json()["status"] == "queued"
+
+
+def test_health_checks_need_no_key(app):
+    client = app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_is_503_when_redis_is_away(postgres_url):
+    from app import create_app
+
+    app = create_app({"database_url": postgres_url, "redis_url": "redis://127.0.0.1:9/0"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "unreachable"}
+
+
+def test_rate_limits_answer_429_with_retry_after(postgres_url, redis_url, engine):
+    from app import create_app
+
+    app = create_app({"database_url": postgres_url, "redis_url": redis_url,
+                      "rate_limit_read": "2/minute", "rate_limit_create": "1/minute"})
+    first, second = (app.test_client() for _ in range(2))
+    first.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {storage.create_api_key(engine, f'rl-{uuid.uuid4()}')}"
+    second.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {storage.create_api_key(engine, f'rl-{uuid.uuid4()}')}"
+    path = f"/api/job-status/{uuid.uuid4()}"
+    assert [first.get(path).status_code for _ in range(2)] == [404, 404]
+    limited = first.get(path)
+    _assert_error(limited, 429, "too_many_requests")
+    assert int(limited.headers["Retry-After"]) > 0
+    assert second.get(path).status_code == 404  # another key has its own budget
+    body = {"accounts": ["nike"], "targetGender": "any", "totalScrapeCount": 1}
+    assert first.post("/api/scrape-followers", json=body).status_code == 202
+    _assert_error(first.post("/api/scrape-followers", json=body), 429, "too_many_requests")
+
+
+# -- control ------------------------------------------------------------------------------------
+
+def _new_job(client, accounts=("nike", "adidas")):
+    return client.post("/api/scrape-followers", json={
+        "accounts": list(accounts), "targetGender": "any", "totalScrapeCount": 10,
+    }).get_json()
+
+
+def test_cancel_stops_a_job_and_is_idempotent(client, engine):
+    created = _new_job(client)
+    for _ in range(2):
+        response = client.post(f"/api/jobs/{created['job_id']}/cancel")
+        assert response.status_code == 200
+        assert response.get_json() == {"job_id": created["job_id"], "status": "cancelled"}
+    assert storage.queued_batch_indexes(engine, created["job_id"]) == []
+    assert storage.claim_batch(engine, created["job_id"], 0, 60) is None
+    status = client.get(created["status_url"]).get_json()
+    assert status["status"] == "cancelled" and status["completed_at"] is not None
+
+
+def test_a_finished_job_cannot_be_cancelled(client, engine):
+    created = _new_job(client, accounts=["solo"])
+    claim = storage.claim_batch(engine, created["job_id"], 0, 60)
+    assert storage.end_batch(engine, claim, storage.BatchTally()) == "completed"
+    _assert_error(client.post(f"/api/jobs/{created['job_id']}/cancel"), 409, "job_finished")
+
+
+def test_delete_removes_the_job_and_everything_it_holds(client, engine):
+    from utils.batch_processor import write_profiles
+
+    created = _new_job(client)
+    write_profiles(engine, created["job_id"], [{
+        "profile_id": "1", "username": "x", "full_name": "", "gender": "unknown", "gender_confidence": 0.0,
+        "is_private": None, "is_verified": None, "profile_pic_url": None, "sources": ["nike"],
+    }])
+    response = client.delete(f"/api/jobs/{created['job_id']}")
+    assert response.status_code == 204 and response.data == b""
+    _assert_error(client.get(created["status_url"]), 404, "job_not_found")
+    with engine.connect() as conn:
+        for table in (storage.results, storage.batches, storage.jobs):
+            count = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                 .where(table.c.job_id == created["job_id"])).scalar()
+            assert count == 0
+    _assert_error(client.delete(f"/api/jobs/{created['job_id']}"), 404, "job_not_found")
+
+
+# -- command line -------------------------------------------------------------------------------
+
+def test_api_key_commands(app, engine):
+    runner = app.test_cli_runner()
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    created = runner.invoke(args=["create-api-key", name])
+    assert created.exit_code == 0
+    key = created.output.strip()
+    assert key.startswith("fs_") and len(key) > 40
+    assert storage.api_key_id(engine, key) is not None
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(storage.api_keys.c.key_hash).where(storage.api_keys.c.name == name)).scalar()
+    assert key not in stored
+    again = runner.invoke(args=["create-api-key", name])
+    assert again.exit_code != 0 and "exists" in again.output
+    assert runner.invoke(args=["revoke-api-key", name]).exit_code == 0
+    assert storage.api_key_id(engine, key) is None
+    assert runner.invoke(args=["revoke-api-key", name]).exit_code != 0
+    assert runner.invoke(args=["create-api-key", name]).exit_code == 0  # the name is free again
+
+
+def test_migrate_command_is_idempotent(app):
+    result = app.test_cli_runner().invoke(args=["migrate"])
+    assert result.exit_code == 0 and result.output.strip() == "schema up to date"

@@ -9,7 +9,7 @@ from utils.scraper import Follower
 
 def _claim(engine, gender="any", min_confidence=0.0, accounts=("nike", "adidas")):
     job_id, _ = storage.create_job(
-        engine, accounts=list(accounts), target_gender=gender, min_confidence=min_confidence,
+        engine, api_key_id=None, accounts=list(accounts), target_gender=gender, min_confidence=min_confidence,
         total_scrape_count=100, per_account_limit=50, batch_size=50,
     )
     return storage.claim_batch(engine, job_id, 0, 60)

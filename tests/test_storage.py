@@ -9,7 +9,7 @@ from utils import storage
 
 def _job(engine, accounts=("a", "b", "c"), batch_size=2, gender="any"):
     job_id, _ = storage.create_job(
-        engine, accounts=list(accounts), target_gender=gender, min_confidence=0.0,
+        engine, api_key_id=None, accounts=list(accounts), target_gender=gender, min_confidence=0.0,
         total_scrape_count=30, per_account_limit=10, batch_size=batch_size,
     )
     return job_id

@@ -10,7 +10,7 @@ from app import create_app
 from utils import embedded_redis, storage
 from utils.gender import detect_genders
 
-from conftest import all_results, submit, wait_for_job
+from conftest import all_results, authorised_client, submit, wait_for_job
 from stack import APIFY_TOKEN, Worker
 
 
@@ -143,7 +143,7 @@ def default_stack(tmp_path_factory, emulator):
 def test_the_embedded_default_runs_the_same_pipeline(default_stack):
     assert default_stack.extensions["engine"].dialect.name == "sqlite"
     assert default_stack.extensions["celery"].conf.broker_url.startswith("redis+socket://")
-    client = default_stack.test_client()
+    client = authorised_client(default_stack, storage.create_api_key(default_stack.extensions["engine"], "local"))
     accounts = [f"local{i}" for i in range(55)]
     created = submit(client, accounts, gender="male", total=55 * 12)
     status = wait_for_job(client, created["job_id"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from dotenv import load_dotenv
+from limits import parse_many
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ACTOR_ID = "datadoping/instagram-followers-scraper"
@@ -64,6 +65,7 @@ class Settings:
     apify_http_retries: int = 2
     apify_run_timeout_seconds: int = 3600
     apify_memory_mbytes: int = 1024
+    apify_poll_seconds: int = 10
 
     # The API and the pipeline.
     max_request_bytes: int = 10 * 1024 * 1024
@@ -77,6 +79,13 @@ class Settings:
     batch_lease_seconds: int = 300
     task_time_limit_seconds: int = 3 * 3600
     broker_visibility_timeout_seconds: int = 4 * 3600
+
+    # Upkeep and access.
+    requeue_stalled_seconds: int = 600
+    reconcile_interval_seconds: int = 60
+    results_ttl_days: float = 30
+    rate_limit_create: str = "60/minute"
+    rate_limit_read: str = "1200/minute"
 
     sentry_dsn: str = ""
 
@@ -96,6 +105,7 @@ class Settings:
             apify_http_retries=_env("APIFY_HTTP_RETRIES", int, d.apify_http_retries, minimum=0),
             apify_run_timeout_seconds=_env("APIFY_RUN_TIMEOUT_SECONDS", int, d.apify_run_timeout_seconds, minimum=1),
             apify_memory_mbytes=_env("APIFY_MEMORY_MBYTES", int, d.apify_memory_mbytes, minimum=128, maximum=32768),
+            apify_poll_seconds=_env("APIFY_POLL_SECONDS", int, d.apify_poll_seconds, minimum=1),
             max_request_bytes=_env("MAX_REQUEST_BYTES", int, d.max_request_bytes, minimum=1024),
             batch_size=_env("BATCH_SIZE", int, d.batch_size, minimum=1),
             max_accounts=_env("MAX_ACCOUNTS", int, d.max_accounts, minimum=1),
@@ -109,6 +119,13 @@ class Settings:
             broker_visibility_timeout_seconds=_env(
                 "BROKER_VISIBILITY_TIMEOUT_SECONDS", int, d.broker_visibility_timeout_seconds, minimum=60
             ),
+            requeue_stalled_seconds=_env("REQUEUE_STALLED_SECONDS", int, d.requeue_stalled_seconds, minimum=1),
+            reconcile_interval_seconds=_env(
+                "RECONCILE_INTERVAL_SECONDS", int, d.reconcile_interval_seconds, minimum=1
+            ),
+            results_ttl_days=_env("RESULTS_TTL_DAYS", float, d.results_ttl_days, minimum=0),
+            rate_limit_create=_env("RATE_LIMIT_CREATE", str, d.rate_limit_create),
+            rate_limit_read=_env("RATE_LIMIT_READ", str, d.rate_limit_read),
             sentry_dsn=_env("SENTRY_DSN", str, d.sentry_dsn),
         )
         settings.check()
@@ -134,3 +151,8 @@ class Settings:
             )
         if self.database_url and not self.database_url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+        for name in ("rate_limit_create", "rate_limit_read"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                raise ConfigError(f"{name.upper()} must read like '60/minute' or '10/second;500/hour'") from None

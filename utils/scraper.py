@@ -72,6 +72,7 @@ class Scraper:
         self.input_template = settings.apify_input_template
         self.run_timeout = timedelta(seconds=settings.apify_run_timeout_seconds)
         self.memory_mbytes = settings.apify_memory_mbytes
+        self.poll = timedelta(seconds=settings.apify_poll_seconds)
         self.client = ApifyClient(
             token=settings.apify_token or None,
             api_url=settings.apify_api_url,
@@ -90,14 +91,14 @@ class Scraper:
             )
         return run.id
 
-    def wait_for_run(self, run_id, heartbeat, poll=timedelta(seconds=30)):
+    def wait_for_run(self, run_id, heartbeat):
         """Wait for the run to end, calling `heartbeat()` between polls; returns its dataset id.
 
         `heartbeat` returning False means the batch is no longer ours to run.
         """
         while True:
             with apify_errors():
-                run = self.client.run(run_id).wait_for_finish(wait_duration=poll)
+                run = self.client.run(run_id).wait_for_finish(wait_duration=self.poll)
             if run is None:
                 raise TransientApifyError(f"Apify run {run_id} not found", run_failed=True)
             if run.status == "SUCCEEDED":

@@ -7,7 +7,9 @@ can never move a job or batch twice. The batch writes themselves live in
 """
 import base64
 import binascii
+import hashlib
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -45,6 +47,15 @@ class UTCDateTime(sa.TypeDecorator):
 
 metadata = sa.MetaData()
 
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+)
+
 jobs = sa.Table(
     "scrape_jobs", metadata,
     sa.Column("job_id", sa.Uuid(as_uuid=False), primary_key=True),
@@ -66,6 +77,7 @@ jobs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
+    sa.Column("api_key_id", sa.BigInteger, sa.ForeignKey("api_keys.id")),
 )
 
 batches = sa.Table(
@@ -173,16 +185,51 @@ def _run_script(engine, sql):
         raw.close()
 
 
+# -- API keys ------------------------------------------------------------------------------
+
+def _hash_key(key):
+    # Keys are 256-bit random strings, so a fast hash suffices: nothing to brute-force.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(engine, name):
+    """A new key for `name`; it is returned once and only its hash is stored."""
+    key = "fs_" + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(api_keys.insert().values(name=name, key_hash=_hash_key(key), created_at=utcnow()))
+    return key
+
+
+def revoke_api_key(engine, name):
+    """Revoke the live key called `name`; False when there is none."""
+    with engine.begin() as conn:
+        return bool(conn.execute(
+            api_keys.update().where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount)
+
+
+def api_key_id(engine, key):
+    """The id of the live key `key`, or None."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(api_keys.c.id)
+            .where(api_keys.c.key_hash == _hash_key(key), api_keys.c.revoked_at.is_(None))
+        ).scalar()
+
+
 # -- jobs ----------------------------------------------------------------------------------
 
-def create_job(engine, *, accounts, target_gender, min_confidence, total_scrape_count, per_account_limit, batch_size):
+def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
+               per_account_limit, batch_size):
     """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
     job_id = str(uuid.uuid4())
     now = utcnow()
     account_batches = [accounts[i:i + batch_size] for i in range(0, len(accounts), batch_size)]
     with engine.begin() as conn:
         conn.execute(jobs.insert().values(
-            job_id=job_id, status="queued", target_gender=target_gender, min_confidence=min_confidence,
+            job_id=job_id, api_key_id=api_key_id, status="queued", target_gender=target_gender,
+            min_confidence=min_confidence,
             accounts_count=len(accounts), per_account_limit=per_account_limit,
             total_scrape_count=total_scrape_count, total_batches=len(account_batches),
             created_at=now, updated_at=now,
@@ -195,17 +242,34 @@ def create_job(engine, *, accounts, target_gender, min_confidence, total_scrape_
 
 
 def delete_job(engine, job_id):
+    """Delete the job, its batches and its results; returns the Apify runs still going."""
     with engine.begin() as conn:
+        running = conn.execute(
+            sa.select(batches.c.apify_run_id)
+            .where(batches.c.job_id == job_id, batches.c.status == "running", batches.c.apify_run_id.is_not(None))
+        ).scalars().all()
         for table in (results, batches, jobs):
             conn.execute(table.delete().where(table.c.job_id == job_id))
+    return running
 
 
-def get_job(engine, job_id):
-    """The job row as a dict, or None (also for a string that is not a UUID)."""
+def expired_job_ids(engine, older_than):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(jobs.c.job_id).where(jobs.c.created_at < older_than)).scalars().all()
+
+
+def get_job(engine, job_id, api_key_id=None):
+    """The job row as a dict, or None (also for a string that is not a UUID).
+
+    With `api_key_id`, only a job that key created is found.
+    """
     if not _is_uuid(job_id):
         return None
+    query = jobs.select().where(jobs.c.job_id == job_id)
+    if api_key_id is not None:
+        query = query.where(jobs.c.api_key_id == api_key_id)
     with engine.connect() as conn:
-        row = conn.execute(jobs.select().where(jobs.c.job_id == job_id)).mappings().first()
+        row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
 
@@ -220,6 +284,19 @@ def queued_batch_indexes(engine, job_id):
 
 def fail_job(engine, job_id, message):
     """End an active job as failed and cancel its batches that have not started."""
+    return stop_job(engine, job_id, "failed", message)
+
+
+def cancel_job(engine, job_id):
+    return stop_job(engine, job_id, "cancelled", "Cancelled on request.")
+
+
+def stop_job(engine, job_id, status, message):
+    """End an active job with `status`; its queued batches are cancelled and never start.
+
+    Running batches notice at their next heartbeat and abort their Apify runs.
+    Returns False when the job was not active.
+    """
     now = utcnow()
     with engine.begin() as conn:
         # Batch rows before the job row: the lock order claim_batch and end_batch use.
@@ -231,7 +308,7 @@ def fail_job(engine, job_id, message):
         failed = conn.execute(
             jobs.update()
             .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
-            .values(status="failed", error_message=message, updated_at=now, completed_at=now)
+            .values(status=status, error_message=message, updated_at=now, completed_at=now)
         ).rowcount
     return bool(failed)
 
@@ -330,6 +407,49 @@ def record_run(engine, claim, run_id):
     """Remember the batch's Apify run, so a redelivered batch resumes it instead of paying again."""
     with engine.begin() as conn:
         conn.execute(batches.update().where(_held(claim)).values(apify_run_id=run_id))
+
+
+def requeue_expired_batches(engine):
+    """Hand back to the queue every running batch of an active job whose lease ran out.
+
+    Its holder died or hung without renewing; the attempt number fences it out if it
+    comes back. Returns the (job_id, batch_index) pairs to publish again.
+    """
+    now = utcnow()
+    b = batches.c
+    with engine.begin() as conn:
+        return conn.execute(
+            batches.update()
+            .where(b.status == "running", b.lease_expires_at < now)
+            .where(sa.exists().where(jobs.c.job_id == b.job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
+            .values(status="queued", lease_expires_at=None)
+            .returning(b.job_id, b.batch_index)
+        ).all()
+
+
+def stalled_queued_batches(engine, stalled_seconds):
+    """Queued batches of active jobs, if no active job has moved for `stalled_seconds`.
+
+    Workers touch their job's `updated_at` whenever they claim, store or end a batch, so
+    a long silence while batches wait means their messages are gone (Redis lost them).
+    The jobs are touched here, so the same batches are published again only after
+    another silence as long.
+    """
+    now = utcnow()
+    with engine.begin() as conn:
+        last_move = conn.execute(
+            sa.select(sa.func.max(jobs.c.updated_at)).where(jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+        ).scalar()
+        if last_move is None or last_move > now - timedelta(seconds=stalled_seconds):
+            return []
+        rows = conn.execute(
+            sa.select(batches.c.job_id, batches.c.batch_index)
+            .join(jobs, jobs.c.job_id == batches.c.job_id)
+            .where(batches.c.status == "queued", jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+            .order_by(batches.c.job_id, batches.c.batch_index)
+        ).all()
+        conn.execute(jobs.update().where(jobs.c.status.in_(ACTIVE_JOB_STATUSES)).values(updated_at=now))
+    return rows
 
 
 def batch_run_id(engine, job_id, batch_index):
