@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 
 from apify_emulator import spawn as spawn_emulator
 from celery_config import broker_url
-from utils import storage
+from utils import embedded_redis, storage
 from utils.config import Settings
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "5000"))
@@ -38,10 +37,17 @@ def main():
         accounts, total = SAMPLE_ACCOUNTS, 5000
         say(f"No APIFY_TOKEN: followers come from the built-in Apify emulator at {url}. They are SYNTHETIC.")
     env["REDIS_URL"] = broker_url(settings)
-    storage.migrate(storage.make_engine(settings))
+    engine = storage.make_engine(settings)
+    storage.migrate(engine)
+    storage.revoke_api_key(engine, "make-run")
+    key = storage.create_api_key(engine, "make-run")
     say(f"Database: {storage.database_url(settings).split('@')[-1]}; Redis: {env['REDIS_URL'].split('@')[-1]}")
+    say(f"API key for this run (send it as 'Authorization: Bearer <key>'): {key}")
+    celery = [sys.executable, "-m", "celery", "-A", "tasks", "--quiet"]
+    children.append(subprocess.Popen([*celery, "worker", "--loglevel", "WARNING", "--concurrency", "2"], env=env))
     children.append(subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "WARNING", "--concurrency", "2"],
+        [*celery, "beat", "--loglevel", "WARNING",
+         "--schedule", os.path.join(settings.instance_path, "celerybeat-schedule")],
         env=env,
     ))
     children.append(subprocess.Popen(
@@ -52,7 +58,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         wait_for_api()
-        run_sample_job(accounts, total)
+        run_sample_job(key, accounts, total)
         say(f"The API is serving on {API} (Ctrl-C to stop).")
         while all(child.poll() is None for child in children):
             time.sleep(1)
@@ -63,16 +69,18 @@ def main():
             child.terminate()
         for child in children:
             child.wait(30)
+        if not settings.redis_url:
+            embedded_redis.stop(settings.instance_path)
 
 
 def say(message):
     print(f"==> {message}", flush=True)
 
 
-def call(method, path, body=None):
+def call(method, path, key, body=None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(API + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -81,23 +89,22 @@ def wait_for_api(timeout=60):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            call("GET", "/api/job-status/00000000-0000-0000-0000-000000000000")
-        except urllib.error.HTTPError:
-            return  # a JSON 404: the app is up
+            urllib.request.urlopen(f"{API}/readyz", timeout=5).close()
+            return
         except OSError:
             if time.monotonic() > deadline:
                 raise SystemExit("the web process did not come up")
             time.sleep(0.3)
 
 
-def run_sample_job(accounts, total):
-    job = call("POST", "/api/scrape-followers",
+def run_sample_job(key, accounts, total):
+    job = call("POST", "/api/scrape-followers", key,
                {"accounts": accounts, "targetGender": "female", "totalScrapeCount": total})
     say(f"Sample job {job['job_id']}: {len(accounts)} accounts, {total} followers, keep women; "
         f"{job['total_batches']} batches.")
     started = time.monotonic()
     while True:
-        status = call("GET", job["status_url"])
+        status = call("GET", job["status_url"], key)
         print(f"\r    {status['status']:<10} {status['progress']:5.1f}%  scraped {status['profiles_scraped']:>6}"
               f"  kept {status['profiles_kept']:>6}", end="", flush=True)
         if status["status"] in ("completed", "failed", "cancelled"):
@@ -108,7 +115,7 @@ def run_sample_job(accounts, total):
         f"{status['gender_breakdown']}")
     if status["error_message"]:
         say(f"Error: {status['error_message']}")
-    results = call("GET", f"{job['results_url']}?limit=10")
+    results = call("GET", f"{job['results_url']}?limit=10", key)
     say(f"First {len(results['profiles'])} of {results['total']} results:")
     for profile in results["profiles"]:
         print(f"    {profile['username']:<28} {profile['full_name'][:32]:<32} {profile['gender']:<7}"
