@@ -1,11 +1,21 @@
 """What the benchmarks share: the real stack (throwaway Postgres database, a Redis database,
-the Apify emulator, worker processes), percentiles and peak memory readings."""
+the Apify emulator, worker processes, gunicorn), an API key, a keep-alive HTTP client,
+percentiles, peak memory readings, and the machine's own limits measured in the same run.
+
+Run as a script it prints those limits.
+"""
+import http.client
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,6 +25,8 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 from stack import Emulator, Worker, service_env, throwaway_database  # noqa: E402
 
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+# Rate limits are a product feature, not what these scripts measure.
+UNLIMITED = {"RATE_LIMIT_CREATE": "1000000/second", "RATE_LIMIT_READ": "1000000/second"}
 
 
 @contextmanager
@@ -25,7 +37,7 @@ def stack(workers=0, concurrency=2, log_dir="/tmp"):
     started = []
     try:
         with throwaway_database("followsift_bench") as database_url:
-            env = service_env(database_url, BENCH_REDIS_URL, emulator.url)
+            env = service_env(database_url, BENCH_REDIS_URL, emulator.url, **UNLIMITED)
             _migrate(database_url)
             started = [Worker(env, f"{log_dir}/bench-worker-{i}.log", concurrency) for i in range(workers)]
             yield env, emulator, started
@@ -45,11 +57,131 @@ def _migrate(database_url):
     storage.migrate(storage.make_engine(Settings(database_url=database_url)))
 
 
+def engine_for(env):
+    from utils import storage
+    from utils.config import Settings
+
+    return storage.make_engine(Settings(database_url=env["DATABASE_URL"]))
+
+
+def api_key(env):
+    """A live API key in the stack's database."""
+    from utils import storage
+
+    return storage.create_api_key(engine_for(env), "bench")
+
+
+def p95(samples):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
 def summary(samples_ms):
     """Median and p95 of a list of milliseconds, as text."""
-    ordered = sorted(samples_ms)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return f"median {statistics.median(ordered):7.1f} ms  p95 {p95:7.1f} ms  (n={len(ordered)})"
+    return f"median {_ms(statistics.median(samples_ms))} ms  p95 {_ms(p95(samples_ms))} ms  (n={len(samples_ms)})"
+
+
+def _ms(value):
+    return f"{value:.3f}" if value < 1 else f"{value:.1f}"
+
+
+def timed_ms(fn, repeats, warmup=2):
+    """Milliseconds per call of `fn`, `repeats` times after `warmup` unmeasured calls."""
+    samples = []
+    for i in range(warmup + repeats):
+        started = time.perf_counter()
+        fn()
+        if i >= warmup:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+# -- the web process -----------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def web(env, workers=2, threads=4):
+    """gunicorn as the Procfile runs it, on a free port; yields the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, **env},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+class Client:
+    """One keep-alive HTTP connection to the API, sending the API key."""
+
+    def __init__(self, port, key):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def request(self, method, path, body=None, expect=200):
+        data = body if body is None or isinstance(body, (bytes, str)) else json.dumps(body)
+        self.connection.request(method, path, data, self.headers)
+        response = self.connection.getresponse()
+        payload = response.read()
+        if response.status != expect:
+            raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
+        return json.loads(payload) if payload else None
+
+
+def wait_for_job(client, status_url, poll=0.05):
+    """Poll the job until it ends; returns its last status."""
+    while (status := client.request("GET", status_url))["status"] in ("queued", "processing"):
+        time.sleep(poll)
+    return status
+
+
+# -- the machine's own limits --------------------------------------------------------------
+
+def postgres_round_trip_ms(database_url, repeats=2000):
+    """A raw `SELECT 1` over one psycopg connection: the floor under any database call."""
+    with psycopg.connect(database_url) as conn:
+        return timed_ms(lambda: conn.execute("select 1").fetchone(), repeats, warmup=50)
+
+
+def redis_round_trip_ms(redis_url=BENCH_REDIS_URL, repeats=2000):
+    connection = redis.Redis.from_url(redis_url)
+    return timed_ms(connection.ping, repeats, warmup=50)
+
+
+def python_loop_rate(n=5_000_000):
+    """Iterations per second of a bare Python loop on one core: the CPU's speed as our code sees it."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i
+    return n / (time.perf_counter() - started)
+
+
+def machine_limits(database_url=None):
+    """The limits as printable lines (Postgres only with a database URL)."""
+    lines = [f"machine: python loop {python_loop_rate() / 1e6:.1f} M it/s on one core; "
+             f"redis PING {summary(redis_round_trip_ms())}"]
+    if database_url:
+        lines.append(f"machine: postgres SELECT 1 {summary(postgres_round_trip_ms(database_url))}")
+    return lines
 
 
 def peak_rss_mb(root_pid):
@@ -66,3 +198,9 @@ def peak_rss_mb(root_pid):
         except (OSError, ValueError):
             continue
     return peaks
+
+
+if __name__ == "__main__":
+    from stack import ADMIN_URL
+
+    print("\n".join(machine_limits(ADMIN_URL)))
