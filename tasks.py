@@ -23,6 +23,8 @@ redact_secrets(settings)
 init_sentry(settings)
 celery = make_celery(settings)
 log = logging.getLogger("followsift.tasks")
+# What a restarting or unreachable database raises: worth a retry, like a flaky Apify.
+DATABASE_AWAY = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 @cache
@@ -53,7 +55,12 @@ def dispatch_job(job_id):
 @celery.task(name=SCRAPE_ACCOUNT_BATCH, bind=True, max_retries=None)
 def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
     """Scrape one batch of accounts through Apify and store the followers it keeps."""
-    claim = storage.claim_batch(engine(), job_id, batch_index, settings.batch_lease_seconds, resume_attempt)
+    try:
+        claim = storage.claim_batch(engine(), job_id, batch_index, settings.batch_lease_seconds, resume_attempt)
+    except DATABASE_AWAY as exc:
+        if self.request.retries >= settings.batch_max_retries:
+            raise  # the batch stays queued; the reconciler publishes it again
+        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
     if claim is None:
         _check_back_later(job_id, batch_index)
         return
@@ -61,7 +68,7 @@ def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
     try:
         tally = _scrape(claim)
         status = storage.end_batch(engine(), claim, tally)
-        log.info("%s: kept from %d scraped; job %s", where, tally.scraped, status)
+        log.info("%s: done, %d followers scraped; job %s", where, tally.scraped, status)
     except FatalApifyError as exc:
         log.error("%s: %s; failing the job", where, exc)
         storage.fail_job(engine(), job_id, str(exc))
@@ -72,7 +79,7 @@ def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
         if storage.get_job(engine(), job_id) is not None:
             raise
         _stop(claim, exc, where)  # the job was deleted while the batch ran
-    except (TransientApifyError, sqlalchemy.exc.OperationalError) as exc:
+    except (TransientApifyError, *DATABASE_AWAY) as exc:
         _retry_or_fail(self, claim, exc, where)
 
 
@@ -119,8 +126,8 @@ def _retry_or_fail(task, claim, exc, where):
     log.warning("%s: %s; retry %d/%d in %.1fs", where, exc, retries + 1, settings.batch_max_retries, countdown)
     try:
         storage.release_batch(engine(), claim, str(exc), forget_run=getattr(exc, "run_failed", False))
-    except sqlalchemy.exc.OperationalError:
-        pass  # The database is away; the retry resumes this attempt's claim instead.
+    except DATABASE_AWAY:
+        pass  # The retry resumes this attempt's claim instead.
     raise task.retry(countdown=countdown, kwargs={"resume_attempt": claim.attempt}, exc=exc)
 
 

@@ -313,12 +313,6 @@ def stop_job(engine, job_id, status, message):
     return bool(failed)
 
 
-def job_is_active(conn, job_id):
-    return conn.execute(
-        sa.select(jobs.c.status).where(jobs.c.job_id == job_id)
-    ).scalar() in ACTIVE_JOB_STATUSES
-
-
 # -- batches -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -394,13 +388,20 @@ def _held(claim):
 
 
 def renew_lease(engine, claim, lease_seconds):
-    """Extend the lease; False when the batch was taken over or its job stopped."""
+    """Extend the lease and mark the job as moving; False when the batch was taken over
+    or its job stopped."""
+    now = utcnow()
     with engine.begin() as conn:
         renewed = conn.execute(
-            batches.update().where(_held(claim))
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            batches.update().where(_held(claim)).values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         ).rowcount
-        return bool(renewed) and job_is_active(conn, claim.job_id)
+        if not renewed:
+            return False
+        return bool(conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == claim.job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+            .values(updated_at=now)
+        ).rowcount)
 
 
 def record_run(engine, claim, run_id):
