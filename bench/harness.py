@@ -96,6 +96,40 @@ def timed_ms(fn, repeats, warmup=2):
     return samples
 
 
+# -- result rows ---------------------------------------------------------------------------
+
+def make_job(engine, accounts=("bench_source",)):
+    """A job row (with its batch rows) to hang results on; returns its id."""
+    from utils import storage
+
+    job_id, _ = storage.create_job(
+        engine, api_key_id=None, accounts=list(accounts), target_gender="any", min_confidence=0.0,
+        total_scrape_count=1, per_account_limit=1, batch_size=50,
+    )
+    return job_id
+
+
+def profile_rows(count, start=0, source="bench_source"):
+    """Rows as `utils.batch_processor.write_profiles` takes them, shaped like real followers."""
+    return [
+        {"profile_id": str(10_000_000_000 + i), "username": f"user.name_{i}", "full_name": f"Maria Example {i}",
+         "gender": "female", "gender_confidence": 0.93, "is_private": i % 3 == 0, "is_verified": False,
+         "profile_pic_url": f"https://scontent.cdninstagram.com/v/t51.2885-19/{i}_n.jpg?stp=dst-jpg_s150x150",
+         "sources": [source]}
+        for i in range(start, start + count)
+    ]
+
+
+def fill_results(engine, job_id, count, chunk=1000):
+    """Store `count` profiles for the job through the real write path, in chunks; returns seconds."""
+    from utils.batch_processor import write_profiles
+
+    started = time.perf_counter()
+    for offset in range(0, count, chunk):
+        write_profiles(engine, job_id, profile_rows(min(chunk, count - offset), offset))
+    return time.perf_counter() - started
+
+
 # -- the web process -----------------------------------------------------------------------
 
 def free_port():
