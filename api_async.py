@@ -73,11 +73,26 @@ def authenticate():
 @bp.post("/scrape-followers")
 @create_limit
 def scrape_followers():
-    spec = _parse_scrape_request()
+    job = submit_job(_parse_scrape_request(), g.api_key_id)
+    return {
+        "job_id": job["job_id"],
+        "status": "queued",
+        "status_url": url_for("api.job_status", job_id=job["job_id"]),
+        "results_url": url_for("api.job_results", job_id=job["job_id"]),
+        **{key: value for key, value in job.items() if key != "job_id"},
+    }, 202
+
+
+def submit_job(spec, api_key_id):
+    """Write the job, commit, and queue its dispatch; the POST view and `flask scrape` share it.
+
+    Returns `{"job_id", "total_batches", "accounts", "per_account_limit"}`; raises ApiError
+    503 (after removing the job) when the queue is unreachable.
+    """
     settings = _settings()
     per_account_limit = math.ceil(spec.totalScrapeCount / len(spec.accounts))
     job_id, total_batches = storage.create_job(
-        _engine(), api_key_id=g.api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
+        _engine(), api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
         min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
         total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
         batch_size=settings.batch_size,
@@ -88,15 +103,8 @@ def scrape_followers():
         storage.delete_job(_engine(), job_id)
         current_app.logger.error("could not enqueue job %s: %s", job_id, type(exc).__name__)
         raise ApiError(503, "queue_unavailable", "The job queue is unavailable; try again shortly.") from None
-    return {
-        "job_id": job_id,
-        "status": "queued",
-        "status_url": url_for("api.job_status", job_id=job_id),
-        "results_url": url_for("api.job_results", job_id=job_id),
-        "total_batches": total_batches,
-        "accounts": len(spec.accounts),
-        "per_account_limit": per_account_limit,
-    }, 202
+    return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
+            "per_account_limit": per_account_limit}
 
 
 def _parse_scrape_request():
@@ -105,6 +113,11 @@ def _parse_scrape_request():
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.")
+    return parse_scrape_spec(body)
+
+
+def parse_scrape_spec(body):
+    """Validate and normalise a job request (a dict shaped like the POST body); ApiError 400 when bad."""
     try:
         spec = ScrapeRequest.model_validate(body)
     except ValidationError as exc:
@@ -140,7 +153,24 @@ def _normalise_accounts(raw):
 @bp.get("/job-status/<job_id>")
 @read_limit
 def job_status(job_id):
-    job = _job_or_404(job_id)
+    return status_body(_job_or_404(job_id))
+
+
+@bp.get("/jobs")
+@read_limit
+def list_jobs():
+    """The key's jobs, newest first, `limit` (1-100, default 20) a page, paged by `cursor`."""
+    limit = _int_arg("limit", 20, 1, 100)
+    try:
+        before = storage.decode_job_cursor(request.args["cursor"]) if "cursor" in request.args else None
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "The cursor is not one this API issued.") from None
+    jobs, next_cursor = storage.list_jobs(_engine(), g.api_key_id, limit, before=before)
+    return {"jobs": [status_body(job) for job in jobs], "limit": limit, "next_cursor": next_cursor}
+
+
+def status_body(job):
+    """A job row as the API shows it (`GET /api/job-status/<id>`, `GET /api/jobs`)."""
     done = job["batches_done"]
     progress = 100.0 if job["status"] == "completed" else round(100 * done / job["total_batches"], 1)
     return {

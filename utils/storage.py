@@ -45,6 +45,9 @@ class UTCDateTime(sa.TypeDecorator):
         return value
 
 
+# Money as numeric in the database, float in Python (SQLite has no decimal type).
+USD = sa.Numeric(14, 6, asdecimal=False)
+
 metadata = sa.MetaData()
 
 api_keys = sa.Table(
@@ -78,6 +81,12 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("api_key_id", sa.BigInteger, sa.ForeignKey("api_keys.id")),
+    sa.Column("max_cost_usd", USD),
+    sa.Column("cost_usd", USD, nullable=False, default=0),
+    sa.Column("budget_exhausted", sa.Boolean, nullable=False, default=False),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("callback_delivered_at", UTCDateTime),
+    sa.Column("callback_error", sa.Text),
 )
 
 batches = sa.Table(
@@ -90,6 +99,7 @@ batches = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("apify_run_id", sa.Text),
     sa.Column("profiles_scraped", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", USD, nullable=False, default=0),
     sa.Column("error_message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
@@ -221,7 +231,7 @@ def api_key_id(engine, key):
 # -- jobs ----------------------------------------------------------------------------------
 
 def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
-               per_account_limit, batch_size):
+               per_account_limit, batch_size, max_cost_usd=None, callback_url=None):
     """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
     job_id = str(uuid.uuid4())
     now = utcnow()
@@ -232,7 +242,7 @@ def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, t
             min_confidence=min_confidence,
             accounts_count=len(accounts), per_account_limit=per_account_limit,
             total_scrape_count=total_scrape_count, total_batches=len(account_batches),
-            created_at=now, updated_at=now,
+            max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
         ))
         conn.execute(batches.insert(), [
             {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
@@ -271,6 +281,42 @@ def get_job(engine, job_id, api_key_id=None):
     with engine.connect() as conn:
         row = conn.execute(query).mappings().first()
     return dict(row) if row else None
+
+
+def list_jobs(engine, api_key_id, limit, *, before=None):
+    """A key's jobs, newest first: (jobs, next_cursor), paged by keyset on (created_at, job_id).
+
+    `before` is a decoded job cursor; next_cursor is None on the last page.
+    """
+    j = jobs.c
+    query = jobs.select().order_by(j.created_at.desc(), j.job_id.desc()).limit(limit + 1)
+    query = query.where(j.api_key_id == api_key_id) if api_key_id is not None else query
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(sa.or_(j.created_at < created_at,
+                                   sa.and_(j.created_at == created_at, j.job_id < job_id)))
+    with engine.connect() as conn:
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    next_cursor = encode_job_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def encode_job_cursor(job):
+    text = f"j:{job['created_at'].isoformat()}|{job['job_id']}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_job_cursor(cursor):
+    """(created_at, job_id) a jobs cursor points before; ValueError for anything we did not issue."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, rest = text.partition(":")
+        created_at, _, job_id = rest.partition("|")
+        if prefix != "j" or not _is_uuid(job_id):
+            raise ValueError
+        return datetime.fromisoformat(created_at), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("malformed cursor") from None
 
 
 def queued_batch_indexes(engine, job_id):
