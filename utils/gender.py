@@ -144,7 +144,7 @@ _TITLES = {
     "madam": "female", "mx": None,
     # not gendered
     "dr": None, "dra": "female", "doc": None, "prof": None, "professor": None, "profa": "female",
-    "eng": None, "ing": None, "engr": None, "rev": None, "pastor": None, "fr.": None, "hon": None,
+    "eng": None, "ing": None, "engr": None, "rev": None, "pastor": None, "hon": None,
     "capt": None, "captain": None, "coach": None, "chef": None, "dj": None, "mc": None, "st": None,
     "saint": None, "sheikh": "male", "sheik": "male", "shaikh": "male", "hajji": None, "haji": None,
     "господин": "male", "госпожа": "female", "г-н": "male", "г-жа": "female", "κ": None, "κος": "male",
@@ -213,7 +213,10 @@ _MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u067
          "\u0900-\u0dff\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u0eb1\u0eb4-\u0ebc\u0ec8-\u0ecd\u1000-\u109f" \
          "\u17b4-\u17d3\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\ufe20-\ufe2f"
 _WORD = re.compile(rf"[^\W\d_][^\W\d_{_MARKS}]*(?:[{_MARKS}]+[^\W\d_]*)*(?:['-][^\W\d_][^\W\d_{_MARKS}]*(?:[{_MARKS}]+[^\W\d_]*)*)*")
-_BIO_CUT = re.compile(r"\s[-–—~:/]\s|[|•·●◦▪►»«‣⁃│┃/\\,;]|\s{3,}")
+# a bio separator: " - ", " / ", a bar or bullet, a comma, three spaces
+_BIO_CUT = re.compile(r"[|•·●◦▪►»«‣⁃│┃/\\,;]|\s(?:[-–—~:/]\s|\s{2,})")
+# what _WORD matches in a folded ASCII string, with a cheaper pattern
+_ASCII_WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 _BRACKETS = re.compile(r"[(\[{（【][^)\]}）】]*[)\]}）】]?")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _USER_SPLIT = re.compile(r"[^\W\d_]+")
@@ -347,32 +350,46 @@ def _japanese_given(given: str, surname: str) -> tuple[str, float] | None:
     return None
 
 
+# first words of the dictionary's compound names ("maria" of "maria jose")
+_COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
+
+
+@lru_cache(maxsize=131072)
+def _may_start_compound(word: str) -> bool:
+    """Whether a compound name can start with `word` however _lookup respells it (kept or
+    stripped diacritics, transliterated, apostrophes dropped); False spares the lookup."""
+    for w in {word, word.replace("'", "")}:
+        plain = _strip_marks(w)
+        for spelling in (w, plain, w.translate(_CYR), plain.translate(_GRK)):
+            if spelling in _COMPOUND_HEADS:
+                return True
+    return False
+
+
+@lru_cache(maxsize=16384)
+def _answer(gender: str, confidence: float, source: str) -> GenderGuess:
+    """One shared GenderGuess per answer, its confidence rounded to 4 places."""
+    return GenderGuess(gender, round(confidence, 4), source)
+
+
 # --------------------------------------------------------------------------- core
-def _name_tokens(segment: str) -> list[str]:
-    return _WORD.findall(segment)
-
-
-def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
+def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
     """Gender from the cleaned tokens of one display-name segment, or None."""
     title_gender = None
-    while tokens:
-        t = tokens[0].rstrip(".")
-        if t in _TITLES and (len(tokens) > 1):
-            title_gender = title_gender or _TITLES[t]
-            tokens = tokens[1:]
-            continue
-        break
+    while len(tokens) > 1 and tokens[0] in _TITLES:
+        title_gender = title_gender or _TITLES[tokens[0]]
+        tokens = tokens[1:]
     # drop initials and suffixes
     toks = [t for t in tokens if len(t) > 1 and t not in _SUFFIXES]
     if not toks:
         if title_gender:
-            return GenderGuess(title_gender, 0.9, "title")
+            return _answer(title_gender, 0.9, "title")
         return None
 
     best: tuple[str, float] | None = None
     src = "full_name"
     first = toks[0]
-    initials_first = toks[0] != tokens[0].rstrip(".") and len(tokens[0].rstrip(".")) == 1
+    initials_first = len(tokens[0]) == 1
     if len(toks) == 2 and not initials_first and (
             toks[1] in _JA_SURNAMES or first in _JA_NAMES or first in _JA_SURNAMES):
         # Japanese names: Kanta, Yuma, Taiga are men's names in Japan whatever they are elsewhere
@@ -381,21 +398,21 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
             ja = _japanese_given(toks[1], toks[0])  # surname first: "Tanaka Yuki"
         if ja is not None:
             if title_gender:
-                return GenderGuess(title_gender, 0.9 if ja[0] == title_gender else 0.8, "title")
-            return GenderGuess(ja[0], round(ja[1], 4), "full_name")
+                return _answer(title_gender, 0.9 if ja[0] == title_gender else 0.8, "title")
+            return _answer(ja[0], ja[1], "full_name")
     if len(toks) >= 2 and first in _ASIAN_SURNAMES:
         # surname-first order (Kim Minji, Nguyen Thi Lan, Wang Fang)
         second = toks[1]
         if first in _VIET_SURNAMES and second in ("thi", "thị"):
-            return GenderGuess("female", 0.93, "full_name")
+            return _answer("female", 0.93, "full_name")
         if first in _VIET_SURNAMES and second in ("van", "văn"):
-            return GenderGuess("male", 0.9, "full_name")
+            return _answer("male", 0.9, "full_name")
         own = _lookup(first)
         if own is None or own[1] < 0.8:
             hit = _lookup(" ".join(toks[1:3])) if len(toks) >= 3 else None
             hit = hit or _lookup(second.replace("-", " ")) or _lookup(second.split("-", 1)[0])
             if hit is not None and hit[1] >= _DECIDE:
-                return GenderGuess(hit[0], round(hit[1] * 0.9, 4), src)
+                return _answer(hit[0], hit[1] * 0.9, src)
     # compound given names: "maria jose", "jean pierre", "ana carolina"
     if "-" in first:
         hit = _lookup(first.replace("-", " "))
@@ -403,7 +420,7 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
             hit = _lookup(first.split("-", 1)[0])
         best = hit
     else:
-        if len(toks) >= 2:
+        if len(toks) >= 2 and _may_start_compound(first):
             hit = _lookup(first + " " + toks[1])
             if hit is not None and hit[1] >= _DECIDE:
                 best = hit
@@ -416,7 +433,7 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
         if end is not None:
             sur = _surname_signal(toks[-1])
             if sur is None or sur[0] == end[0]:
-                return GenderGuess(end[0], end[1], "full_name")
+                return _answer(end[0], end[1], "full_name")
     if best is not None and initials_first:
         # "J. R. Smith": the word after initials is usually the surname
         best = (best[0], best[1] * 0.75)
@@ -430,7 +447,7 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
     if title_gender:
         if best is None or best[0] == title_gender:
             return GenderGuess(title_gender, max(0.9, best[1] if best else 0.0), "title")
-        return GenderGuess(title_gender, 0.8, "title")
+        return _answer(title_gender, 0.8, "title")
 
     if best is not None and best[1] >= _DECIDE:
         # a confident given name; a disagreeing gendered surname lowers confidence
@@ -438,11 +455,11 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
             sur = _surname_signal(toks[-1])
             if sur is not None:
                 if sur[0] == best[0]:
-                    return GenderGuess(best[0], round(max(best[1], sur[1]), 4), src)
+                    return _answer(best[0], max(best[1], sur[1]), src)
                 if best[1] < 0.8:
-                    return GenderGuess(sur[0], round(sur[1] - 0.05, 4), "surname")
-                return GenderGuess(best[0], round(best[1] - 0.15, 4), src)
-        return GenderGuess(best[0], round(best[1], 4), src)
+                    return _answer(sur[0], sur[1] - 0.05, "surname")
+                return _answer(best[0], best[1] - 0.15, src)
+        return _answer(best[0], best[1], src)
 
     # unknown or ambiguous given name: surname morphology
     if len(toks) >= 2 or best is None:
@@ -454,48 +471,52 @@ def _decide_tokens(tokens: list[str], raw_segment: str) -> GenderGuess | None:
                     conf = min(0.95, conf + 0.05)
                 return GenderGuess(sur[0], conf, "surname")
     if best is not None:
-        return GenderGuess(best[0] if best[1] >= 0.55 else "unknown", round(best[1], 4), src)
+        return _answer(best[0] if best[1] >= 0.55 else "unknown", best[1], src)
     return None
 
 
 def _is_group(segment: str, tokens: list[str]) -> bool:
+    if len(tokens) < 2:
+        return False
     if "&" in segment or "+" in segment or "❤" in segment or "♥" in segment:
-        return len(tokens) >= 2
-    for i, t in enumerate(tokens):
-        if t in _GROUP_WORDS and len(tokens) >= 2:
-            return True
-        if t in _CONJ and 0 < i < len(tokens) - 1:
-            a = _lookup(tokens[i - 1])
-            b = _lookup(tokens[i + 1])
-            if a is not None and b is not None and a[1] >= 0.8 and b[1] >= 0.8:
-                return True
-    if tokens and tokens[0] == "the" and len(tokens) >= 2 and tokens[-1].endswith("s"):
         return True
-    return False
+    if not _GROUP_WORDS.isdisjoint(tokens):
+        return True
+    if not _CONJ.isdisjoint(tokens):
+        # "Ana e Pedro": a conjunction between two confident given names
+        for i in range(1, len(tokens) - 1):
+            if tokens[i] in _CONJ:
+                a = _lookup(tokens[i - 1])
+                b = _lookup(tokens[i + 1])
+                if a is not None and b is not None and a[1] >= 0.8 and b[1] >= 0.8:
+                    return True
+    return tokens[0] == "the" and tokens[-1].endswith("s")
 
 
 def _from_full_name(full_name: str) -> GenderGuess | None:
     s = _fold(full_name)
     if not s.strip():
         return None
-    s = _BRACKETS.sub(" ", s)
+    if not s.isascii() or "(" in s or "[" in s or "{" in s:
+        s = _BRACKETS.sub(" ", s)
+    words = _ASCII_WORD.findall if s.isascii() else _WORD.findall
     # "Last, First": one comma between a surname and a given name
     if s.count(",") == 1:
         left, right = s.split(",", 1)
-        lt, rt = _name_tokens(left), _name_tokens(right)
+        lt, rt = words(left), words(right)
         if len(lt) == 1 and 1 <= len(rt) <= 2:
             rh = _lookup(rt[0])
             if rh is not None and rh[1] >= _DECIDE:
                 s = right + " " + left
     for segment in _BIO_CUT.split(s):
-        tokens = _name_tokens(segment)
+        tokens = words(segment)
         if not tokens:
             continue
-        if any(t in _BRAND for t in tokens):
+        if not _BRAND.isdisjoint(tokens):
             return _NOT_PERSON
         if _is_group(segment, tokens):
             return _GROUP
-        return _decide_tokens(tokens, segment)
+        return _decide_tokens(tokens)
     return None
 
 
@@ -514,13 +535,13 @@ def _from_username(username: str) -> GenderGuess | None:
             continue
         hit = _lookup(p)
         if hit is not None and hit[1] >= 0.7 and len(p) >= 3:
-            return GenderGuess(hit[0], round(hit[1] * 0.9, 4), "username")
+            return _answer(hit[0], hit[1] * 0.9, "username")
         # run-together handle: longest dictionary prefix of at least 3 letters
         if len(p) >= 5:
             for n in range(min(len(p) - 2, 12), 2, -1):
                 hit = _lookup(p[:n])
                 if hit is not None and hit[1] >= 0.85:
-                    return GenderGuess(hit[0], round(hit[1] * 0.8, 4), "username")
+                    return _answer(hit[0], hit[1] * 0.8, "username")
         break
     return None
 
