@@ -222,17 +222,24 @@ _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _USER_SPLIT = re.compile(r"[^\W\d_]+")
 
 
+# any character _SMALL_CAPS maps: translating is slow, searching is not
+_LOOKALIKE = re.compile("[" + "".join(re.escape(chr(c)) for c in _SMALL_CAPS) + "]")
+
+
+def _plain_letters(s: str) -> str:
+    return s.translate(_SMALL_CAPS) if _LOOKALIKE.search(s) else s
+
+
 def _fold(s: str) -> str:
     if not s.isascii():
-        s = unicodedata.normalize("NFKC", s)
-        s = s.translate(_SMALL_CAPS)
+        s = _plain_letters(unicodedata.normalize("NFKC", s))
     return s.casefold()
 
 
 def _strip_marks(s: str) -> str:
     if s.isascii():
         return s
-    return "".join(ch for ch in unicodedata.normalize("NFD", s) if not unicodedata.combining(ch)).translate(_SMALL_CAPS)
+    return _plain_letters("".join(ch for ch in unicodedata.normalize("NFD", s) if not unicodedata.combining(ch)))
 
 
 # --------------------------------------------------------------------------- lookups
