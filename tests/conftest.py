@@ -3,14 +3,17 @@ process, a real Celery worker process, and the Flask app wired to all of them (s
 """
 import os
 import time
+from collections import Counter
 
 import pytest
 import redis
 
+import apify_emulator as emulated
 from app import create_app
 from stack import APIFY_TOKEN, REDIS_URL, Emulator, Worker, service_env, throwaway_database
 from utils import storage
 from utils.config import Settings
+from utils.gender import detect_genders
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -131,3 +134,31 @@ def all_results(client, job_id, limit=1000):
         profiles.extend(page["profiles"])
         url = page["next_cursor"] and f"/api/job-results/{job_id}?limit={limit}&cursor={page['next_cursor']}"
     return profiles
+
+
+def expected_profiles(accounts, limit, target, min_confidence):
+    """What a job should keep: the emulator's followers of the target gender, with their sources."""
+    found = [(f, account) for account in accounts for f in emulated.followers(account, limit)]
+    guesses = detect_genders((f.full_name, f.username) for f, _ in found)
+    kept, scraped = {}, Counter()
+    for (follower, account), guess in zip(found, guesses):
+        gender = guess.gender if guess.confidence >= min_confidence else "unknown"
+        scraped[gender] += 1
+        if target in ("any", gender):
+            kept.setdefault(follower.id, set()).add(account)
+    return kept, scraped
+
+
+def check_job(client, job_id, accounts, limit, target):
+    status = client.get(f"/api/job-status/{job_id}").get_json()
+    kept, scraped = expected_profiles(accounts, limit, target, status["min_confidence"])
+    profiles = all_results(client, job_id, limit=97)
+    ids = [p["profile_id"] for p in profiles]
+    assert len(ids) == len(set(ids)), "a profile is stored twice"
+    assert {p["profile_id"]: set(p["source_accounts"]) for p in profiles} == kept
+    assert status["profiles_kept"] == len(profiles)
+    assert status["profiles_scraped"] == sum(scraped.values())
+    assert status["gender_breakdown"] == {g: scraped[g] for g in ("male", "female", "unknown")}
+    if target != "any":
+        assert {p["gender"] for p in profiles} == {target}
+    return status, profiles

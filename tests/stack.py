@@ -69,15 +69,15 @@ class Emulator:
         self.process.wait(10)
 
 
-class Worker:
-    """A `celery -A tasks worker` process; its log is kept for assertions."""
+class CeleryProcess:
+    """A `celery -A tasks ...` process in its own process group; its log is kept for assertions."""
 
-    def __init__(self, env, log_path, concurrency=2):
+    ready_line = ""
+
+    def __init__(self, args, env, log_path):
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-             "--concurrency", str(concurrency), "--pool", "prefork", "--without-gossip", "--without-mingle",
-             "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
+            [sys.executable, "-m", "celery", "-A", "tasks", *args],
             cwd=ROOT, env={**os.environ, **env}, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -85,13 +85,25 @@ class Worker:
 
     def _wait_ready(self, timeout=60):
         deadline = time.monotonic() + timeout
-        while " ready." not in self.log():
+        while self.ready_line not in self.log():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.log()[-3000:]}")
+                raise RuntimeError(f"{type(self).__name__} did not start:\n{self.log()[-3000:]}")
             time.sleep(0.2)
 
     def log(self):
         return Path(self.log_path).read_text(errors="replace")
+
+    def children(self):
+        """Pids of the processes this one forked (a worker's pool processes)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return pids
 
     def stop(self):
         if self.process.poll() is None:
@@ -101,6 +113,28 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
+
+
+class Worker(CeleryProcess):
+    """`celery -A tasks worker` with `concurrency` pool processes."""
+
+    ready_line = " ready."
+
+    def __init__(self, env, log_path, concurrency=2):
+        super().__init__(
+            ["worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
+             "--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
+            env, log_path,
+        )
+
+
+class Beat(CeleryProcess):
+    """`celery -A tasks beat`: the clock that sends the reconciler and the purge."""
+
+    ready_line = "beat: Starting"
+
+    def __init__(self, env, log_path):
+        super().__init__(["beat", "--loglevel", "INFO", "--schedule", f"{log_path}.schedule"], env, log_path)
 
 
 def service_env(database_url, redis_url, emulator_url, **extra):

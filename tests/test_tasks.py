@@ -1,45 +1,14 @@
 """Jobs end to end: the web app, real Redis, a real Celery worker process, Postgres and the
 Apify emulator; and the same on the embedded default (SQLite, embedded Redis)."""
 import time
-from collections import Counter
 
 import pytest
 
-import apify_emulator as emulated
 from app import create_app
 from utils import embedded_redis, storage
-from utils.gender import detect_genders
 
-from conftest import all_results, authorised_client, submit, wait_for_job
+from conftest import authorised_client, check_job, submit, wait_for_job
 from stack import APIFY_TOKEN, Worker
-
-
-def expected_profiles(accounts, limit, target, min_confidence):
-    """What a job should keep: the emulator's followers of the target gender, with their sources."""
-    found = [(f, account) for account in accounts for f in emulated.followers(account, limit)]
-    guesses = detect_genders((f.full_name, f.username) for f, _ in found)
-    kept, scraped = {}, Counter()
-    for (follower, account), guess in zip(found, guesses):
-        gender = guess.gender if guess.confidence >= min_confidence else "unknown"
-        scraped[gender] += 1
-        if target in ("any", gender):
-            kept.setdefault(follower.id, set()).add(account)
-    return kept, scraped
-
-
-def _check_job(client, job_id, accounts, limit, target):
-    status = client.get(f"/api/job-status/{job_id}").get_json()
-    kept, scraped = expected_profiles(accounts, limit, target, status["min_confidence"])
-    profiles = all_results(client, job_id, limit=97)
-    ids = [p["profile_id"] for p in profiles]
-    assert len(ids) == len(set(ids)), "a profile is stored twice"
-    assert {p["profile_id"]: set(p["source_accounts"]) for p in profiles} == kept
-    assert status["profiles_kept"] == len(profiles)
-    assert status["profiles_scraped"] == sum(scraped.values())
-    assert status["gender_breakdown"] == {g: scraped[g] for g in ("male", "female", "unknown")}
-    if target != "any":
-        assert {p["gender"] for p in profiles} == {target}
-    return status, profiles
 
 
 def test_a_job_from_post_to_the_last_page(client, worker, emulator):
@@ -51,7 +20,7 @@ def test_a_job_from_post_to_the_last_page(client, worker, emulator):
     assert (status["batches_done"], status["batches_failed"], status["progress"]) == (2, 0, 100.0)
     assert status["completed_at"] is not None and status["error_message"] is None
     unique_accounts = list(dict.fromkeys(accounts))
-    _, profiles = _check_job(client, created["job_id"], unique_accounts, 30, "female")
+    _, profiles = check_job(client, created["job_id"], unique_accounts, 30, "female")
     assert any(len(p["source_accounts"]) > 1 for p in profiles), "the emulator's followers overlap"
 
     first = client.get(f"{created['results_url']}?page=1&limit=50").get_json()
@@ -84,7 +53,7 @@ def test_a_retried_batch_stores_nothing_twice(client, worker, emulator):
     created = submit(client, accounts, total=51 * 40)
     status = wait_for_job(client, created["job_id"])
     assert (status["status"], status["batches_failed"]) == ("completed", 0), status
-    _check_job(client, created["job_id"], accounts, 40, "any")
+    check_job(client, created["job_id"], accounts, 40, "any")
     stats = emulator.stats()
     assert stats["runs_started"] == 3  # two batches, one run failed and was replaced
     assert stats["requests"]["dataset_items"]["503"] == 1
@@ -98,7 +67,7 @@ def test_a_batch_that_keeps_failing_fails_alone(client, worker, emulator):
     status = wait_for_job(client, created["job_id"])
     assert status["status"] == "completed", status
     assert (status["batches_done"], status["batches_failed"]) == (2, 1)
-    _check_job(client, created["job_id"], accounts[:50], 10, "any")
+    check_job(client, created["job_id"], accounts[:50], 10, "any")
     doomed_runs = [r for r in emulator.stats()["runs"] if "doomed" in r["usernames"]]
     assert len(doomed_runs) == 4  # the first attempt and three retries
 
@@ -148,4 +117,4 @@ def test_the_embedded_default_runs_the_same_pipeline(default_stack):
     created = submit(client, accounts, gender="male", total=55 * 12)
     status = wait_for_job(client, created["job_id"])
     assert (status["status"], status["batches_done"]) == ("completed", 2), status
-    _check_job(client, created["job_id"], accounts, 12, "male")
+    check_job(client, created["job_id"], accounts, 12, "male")
