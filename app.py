@@ -24,6 +24,7 @@ def create_app(config=None):
     app = Flask(__name__, instance_path=settings.instance_path)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.json.sort_keys = False
+    app.url_map.merge_slashes = False  # "//" would answer an HTML redirect instead of a JSON 404
     app.extensions["engine"] = storage.make_engine(settings, pool_size=5)
     app.extensions["celery"] = celery = make_celery(settings)
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
