@@ -63,6 +63,7 @@ class Settings:
     apify_api_url: str = "https://api.apify.com"
     apify_input_template: dict = field(default_factory=lambda: dict(DEFAULT_INPUT_TEMPLATE))
     apify_http_retries: int = 2
+    apify_http_retry_delay_ms: int = 500
     apify_run_timeout_seconds: int = 3600
     apify_memory_mbytes: int = 1024
     apify_poll_seconds: int = 10
@@ -103,6 +104,7 @@ class Settings:
             apify_api_url=_env("APIFY_API_URL", str, d.apify_api_url),
             apify_input_template=_env("APIFY_INPUT_TEMPLATE", _input_template, d.apify_input_template),
             apify_http_retries=_env("APIFY_HTTP_RETRIES", int, d.apify_http_retries, minimum=0),
+            apify_http_retry_delay_ms=_env("APIFY_HTTP_RETRY_DELAY_MS", int, d.apify_http_retry_delay_ms, minimum=1),
             apify_run_timeout_seconds=_env("APIFY_RUN_TIMEOUT_SECONDS", int, d.apify_run_timeout_seconds, minimum=1),
             apify_memory_mbytes=_env("APIFY_MEMORY_MBYTES", int, d.apify_memory_mbytes, minimum=128, maximum=32768),
             apify_poll_seconds=_env("APIFY_POLL_SECONDS", int, d.apify_poll_seconds, minimum=1),
@@ -114,7 +116,7 @@ class Settings:
             batch_max_retries=_env("BATCH_MAX_RETRIES", int, d.batch_max_retries, minimum=0),
             retry_backoff_seconds=_env("RETRY_BACKOFF_SECONDS", float, d.retry_backoff_seconds, minimum=0),
             retry_backoff_max_seconds=_env("RETRY_BACKOFF_MAX_SECONDS", float, d.retry_backoff_max_seconds, minimum=0),
-            batch_lease_seconds=_env("BATCH_LEASE_SECONDS", int, d.batch_lease_seconds, minimum=5),
+            batch_lease_seconds=_env("BATCH_LEASE_SECONDS", int, d.batch_lease_seconds, minimum=2),
             task_time_limit_seconds=_env("TASK_TIME_LIMIT_SECONDS", int, d.task_time_limit_seconds, minimum=10),
             broker_visibility_timeout_seconds=_env(
                 "BROKER_VISIBILITY_TIMEOUT_SECONDS", int, d.broker_visibility_timeout_seconds, minimum=60
@@ -149,6 +151,9 @@ class Settings:
                 "BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed TASK_TIME_LIMIT_SECONDS and "
                 "RETRY_BACKOFF_MAX_SECONDS, or Redis redelivers running batches"
             )
+        if self.batch_lease_seconds < 2 * self.apify_poll_seconds:
+            raise ConfigError("BATCH_LEASE_SECONDS must be at least twice APIFY_POLL_SECONDS, or live batches lose "
+                              "their lease between heartbeats")
         if self.database_url and not self.database_url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
         for name in ("rate_limit_create", "rate_limit_read"):

@@ -77,7 +77,7 @@ class Scraper:
             token=settings.apify_token or None,
             api_url=settings.apify_api_url,
             max_retries=settings.apify_http_retries,
-            min_delay_between_retries=timedelta(milliseconds=500),
+            min_delay_between_retries=timedelta(milliseconds=settings.apify_http_retry_delay_ms),
         )
 
     def start_run(self, accounts, per_account_limit):

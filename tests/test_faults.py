@@ -1,0 +1,206 @@
+"""Faults injected into real processes with real signals: a worker killed mid-batch, Redis
+flushed mid-job, Postgres restarted mid-job, a flaky Apify, no Apify at all, and two
+workers on one job. Each job must end with every expected profile stored once and its
+counters exact. Each test prints what it observed (for the record, not asserted on time).
+
+These tests run their own workers on their own Redis database, so the session worker
+never competes with them.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from app import create_app
+from celery_config import publish_batch
+from utils import storage
+
+from conftest import authorised_client, check_job, submit, wait_for_job
+from stack import Beat, Worker
+
+FAULT_REDIS_URL = os.environ.get("TEST_FAULT_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture(scope="module")
+def fault_app(app, postgres_url):
+    return create_app({"database_url": postgres_url, "redis_url": FAULT_REDIS_URL,
+                       "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
+
+
+@pytest.fixture
+def client(fault_app, api_key, engine):
+    # Jobs other tests left active would be published again by the reconciler here.
+    with engine.connect() as conn:
+        active = conn.execute(sa.select(storage.jobs.c.job_id)
+                              .where(storage.jobs.c.status.in_(storage.ACTIVE_JOB_STATUSES))).scalars().all()
+    for job_id in active:
+        storage.cancel_job(engine, job_id)
+    return authorised_client(fault_app, api_key)
+
+
+@pytest.fixture
+def start(service_settings, tmp_path):
+    """Start workers (or a beat) on the fault tests' Redis database; all stopped afterwards."""
+    queue = redis.Redis.from_url(FAULT_REDIS_URL)
+    queue.flushdb()
+    started = []
+
+    def start_process(kind=Worker, concurrency=1, **settings):
+        env = {**service_settings, "REDIS_URL": FAULT_REDIS_URL, **{k: str(v) for k, v in settings.items()}}
+        log = tmp_path / f"{kind.__name__.lower()}-{len(started)}.log"
+        process = Worker(env, log, concurrency) if kind is Worker else kind(env, log)
+        started.append(process)
+        return process
+
+    yield start_process
+    for process in started:
+        process.stop()
+    queue.flushdb()
+
+
+def _batch(engine, job_id, index):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(storage.batches).where(
+            storage.batches.c.job_id == job_id, storage.batches.c.batch_index == index)).mappings().first()
+
+
+def _wait_for_run(engine, job_id, index, timeout=30):
+    """Block until the batch has started its Apify run (it then waits for the run to end)."""
+    deadline = time.monotonic() + timeout
+    while _batch(engine, job_id, index)["apify_run_id"] is None:
+        assert time.monotonic() < deadline, "the batch never started its run"
+        time.sleep(0.05)
+
+
+def _runs_of(emulator, accounts):
+    return [run for run in emulator.stats()["runs"] if set(run["usernames"]) <= set(accounts)]
+
+
+def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(client, start, emulator, engine):
+    emulator.configure(run_duration_s=3)
+    worker = start(BATCH_LEASE_SECONDS=3, APIFY_POLL_SECONDS=1)
+    accounts = [f"killed{i}" for i in range(60)]
+    job_id = submit(client, accounts, total=60 * 20)["job_id"]
+    _wait_for_run(engine, job_id, 0)
+    (pool_process,) = worker.children()
+    os.kill(pool_process, signal.SIGKILL)
+    killed = time.monotonic()
+
+    status = wait_for_job(client, job_id, timeout=60)
+    recovered = time.monotonic() - killed
+    assert (status["status"], status["batches_failed"]) == ("completed", 0), status
+    _, profiles = check_job(client, job_id, accounts, 20, "any")
+    assert _batch(engine, job_id, 0)["attempts"] == 2
+    assert len(_runs_of(emulator, accounts)) == 2, "the redelivered batch resumed its paid run"
+    assert "WorkerLostError" in worker.log() or "SIGKILL" in worker.log()
+    print(f"\nkilled worker: {len(profiles)} profiles expected and stored once, job done {recovered:.1f}s after the kill")
+
+
+def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emulator, engine):
+    emulator.configure(run_duration_s=1)
+    settings = {"REQUEUE_STALLED_SECONDS": 2, "RECONCILE_INTERVAL_SECONDS": 1, "APIFY_POLL_SECONDS": 1}
+    worker = start(**settings)
+    start(Beat, **settings)
+    accounts = [f"flushed{i}" for i in range(200)]
+    job_id = submit(client, accounts, total=200 * 10)["job_id"]
+    _wait_for_run(engine, job_id, 0)
+    redis.Redis.from_url(FAULT_REDIS_URL).flushall()
+    flushed = time.monotonic()
+
+    status = wait_for_job(client, job_id, timeout=60)
+    recovered = time.monotonic() - flushed
+    assert (status["status"], status["batches_done"], status["batches_failed"]) == ("completed", 4, 0), status
+    _, profiles = check_job(client, job_id, accounts, 10, "any")
+    assert re.search(r"reconcile: re-enqueued \d+ batches", worker.log())
+    assert len(_runs_of(emulator, accounts)) == 4
+    print(f"\nflushed Redis: {len(profiles)} profiles expected and stored once, job done {recovered:.1f}s after FLUSHALL")
+
+
+def _restart_postgres():
+    clusters = Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") is None or not clusters.is_dir() or os.geteuid() != 0:
+        pytest.skip("needs root and Debian's pg_ctlcluster to restart the local Postgres")
+    version = sorted(p.name for p in clusters.iterdir())[-1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
+
+
+def test_postgres_restarted_mid_job(client, start, emulator, engine):
+    emulator.configure(run_duration_s=2)
+    worker = start(APIFY_POLL_SECONDS=1, BATCH_LEASE_SECONDS=20, RETRY_BACKOFF_SECONDS=1)
+    accounts = [f"restart{i}" for i in range(150)]
+    job_id = submit(client, accounts, total=150 * 10)["job_id"]
+    _wait_for_run(engine, job_id, 0)
+    _restart_postgres()
+    restarted = time.monotonic()
+
+    status = wait_for_job(client, job_id, timeout=90)
+    recovered = time.monotonic() - restarted
+    assert (status["status"], status["batches_failed"]) == ("completed", 0), status
+    _, profiles = check_job(client, job_id, accounts, 10, "any")
+    retries = len(re.findall(r"retry \d/3", worker.log()))
+    print(f"\nrestarted Postgres: {len(profiles)} profiles expected and stored once, {retries} retries, "
+          f"job done {recovered:.1f}s after the restart")
+
+
+def test_a_flaky_apify_costs_retries_not_profiles(client, start, emulator):
+    emulator.configure(seed=7)
+    emulator.fault(route="any", status=429, probability=0.15)
+    emulator.fault(route="any", status=503, probability=0.18)  # of the rest: 30% of all calls fail
+    worker = start(APIFY_HTTP_RETRIES=2, APIFY_HTTP_RETRY_DELAY_MS=5, RETRY_BACKOFF_SECONDS=0.2,
+                   RETRY_BACKOFF_MAX_SECONDS=1)
+    accounts = [f"flaky{i}" for i in range(1000)]
+    job_id = submit(client, accounts, total=1000 * 15)["job_id"]
+
+    status = wait_for_job(client, job_id, timeout=120)
+    assert (status["status"], status["batches_failed"]) == ("completed", 0), status
+    _, profiles = check_job(client, job_id, accounts, 15, "any")
+    requests = emulator.stats()["requests"]
+    calls = sum(sum(codes.values()) for codes in requests.values())
+    failed = sum(n for codes in requests.values() for code, n in codes.items() if code in ("429", "503"))
+    backoffs = re.findall(r"retry \d/3 in [\d.]+s", worker.log())
+    assert failed / calls > 0.2
+    assert backoffs, "batch retries and their backoff show in the worker's log"
+    print(f"\nflaky Apify: {failed}/{calls} calls failed; {len(backoffs)} batch retries (e.g. {backoffs[0]!r}); "
+          f"{len(profiles)} profiles expected and stored once")
+
+
+def test_an_apify_outage_fails_the_job_after_the_retries(client, start):
+    worker = start(APIFY_API_URL="http://127.0.0.1:9", RETRY_BACKOFF_SECONDS=0.1, RETRY_BACKOFF_MAX_SECONDS=0.4)
+    job_id = submit(client, [f"outage{i}" for i in range(60)], total=600)["job_id"]
+
+    status = wait_for_job(client, job_id, timeout=60)
+    assert status["status"] == "failed"
+    assert (status["batches_done"], status["batches_failed"]) == (2, 2)
+    assert "network error talking to Apify" in status["error_message"]
+    assert len(re.findall(r"retry \d/3", worker.log())) == 6  # three per batch
+    assert client.get(f"/api/job-results/{job_id}").get_json()["profiles"] == []
+
+
+def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, emulator, engine, fault_app):
+    first, second = start(concurrency=2), start(concurrency=2)
+    accounts = [f"pair{i}" for i in range(500)]
+    job_id = submit(client, accounts, total=500 * 10)["job_id"]
+    status = wait_for_job(client, job_id, timeout=60)
+    assert (status["status"], status["batches_failed"]) == ("completed", 0), status
+    check_job(client, job_id, accounts, 10, "any")
+    assert [_batch(engine, job_id, i)["attempts"] for i in range(10)] == [1] * 10
+    assert len(_runs_of(emulator, accounts)) == 10
+
+    for index in range(10):  # every message delivered once more, as after a broker hiccup
+        publish_batch(fault_app.extensions["celery"], job_id, index)
+    queue = redis.Redis.from_url(FAULT_REDIS_URL)
+    deadline = time.monotonic() + 20
+    while queue.llen("celery") or queue.hlen("unacked"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert client.get(f"/api/job-status/{job_id}").get_json() == status
+    assert len(_runs_of(emulator, accounts)) == 10
+    done = [log.count(f"job {job_id} batch") for log in (first.log(), second.log())]
+    print(f"\ntwo workers: batches finished per worker {done}; 10 redeliveries changed nothing")
