@@ -23,7 +23,7 @@ from celery_config import publish_batch
 from utils import storage
 
 from conftest import authorised_client, check_job, submit, wait_for_job
-from stack import Beat, Worker
+from stack import APIFY_TOKEN, Beat, Worker
 
 FAULT_REDIS_URL = os.environ.get("TEST_FAULT_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -171,8 +171,10 @@ def test_a_flaky_apify_costs_retries_not_profiles(client, start, emulator):
           f"{len(profiles)} profiles expected and stored once")
 
 
-def test_an_apify_outage_fails_the_job_after_the_retries(client, start):
-    worker = start(APIFY_API_URL="http://127.0.0.1:9", RETRY_BACKOFF_SECONDS=0.1, RETRY_BACKOFF_MAX_SECONDS=0.4)
+def test_an_apify_outage_fails_the_job_after_the_retries(client, start, postgres_url):
+    password = "s3cret-db-pw"  # local Postgres trusts, so any password connects
+    worker = start(APIFY_API_URL="http://127.0.0.1:9", RETRY_BACKOFF_SECONDS=0.1, RETRY_BACKOFF_MAX_SECONDS=0.4,
+                   DATABASE_URL=postgres_url.replace("postgres@", f"postgres:{password}@"))
     job_id = submit(client, [f"outage{i}" for i in range(60)], total=600)["job_id"]
 
     status = wait_for_job(client, job_id, timeout=60)
@@ -181,6 +183,8 @@ def test_an_apify_outage_fails_the_job_after_the_retries(client, start):
     assert "network error talking to Apify" in status["error_message"]
     assert len(re.findall(r"retry \d/3", worker.log())) == 6  # three per batch
     assert client.get(f"/api/job-results/{job_id}").get_json()["profiles"] == []
+    for secret in (password, APIFY_TOKEN):
+        assert secret not in worker.log() and secret not in str(status)
 
 
 def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, emulator, engine, fault_app):
