@@ -16,7 +16,10 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
    names and Israel's CBS baby names): compound names first (``Maria José``,
    ``Jean-Pierre``), then the first token, diacritics kept then stripped, Cyrillic / Greek
    transliterated when the native spelling is missing. A later token (middle name) counts
-   with a discount. ``mostly`` and ambiguous names keep their lower confidence.
+   with a discount. ``mostly`` and ambiguous names keep their lower confidence. A name that
+   reads as Japanese (a Japanese surname, or both words Japanese morae) is looked up in the
+   Japanese-context table first (utils/gender_data/ja_names.tsv.gz: nam_dict's Japan column,
+   Faker ja_JP, gimei), where Kenta or Yuma are men's names whatever they are elsewhere.
 5. Surname morphology (Slavic -ova/-ová/-ska/-ská vs -ov/-ski/-ský, Lithuanian
    -ienė/-aitė/-ytė, Icelandic -dóttir, Greek -poulou/-idou, Cyrillic -ова/-ская, ...) and
    Faker's gendered surname lists decide when the given name is unknown or ambiguous
@@ -40,8 +43,8 @@ from functools import lru_cache
 from typing import Iterable
 
 # Chosen on bench/gender_eval.py (14,500 held-out people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
-# JP): 2.1 in 100 of the assigned genders are wrong at 0.65 pooled (2.6 as a mean of the sets; 2.7 pooled
-# at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 9.7 in 100 (see README, limits).
+# JP): 1.8 in 100 of the assigned genders are wrong at 0.65 pooled (1.8 as a mean of the sets; 2.3 pooled
+# at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 4.2 in 100 (see README, limits).
 DEFAULT_MIN_CONFIDENCE = 0.65
 
 

