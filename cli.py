@@ -1,0 +1,119 @@
+"""Operator commands that work on the database and the queue directly (no API key, no HTTP):
+
+    flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
+    flask --app app jobs
+
+`scrape` creates the job through the same code path as `POST /api/scrape-followers`
+(`api_async.parse_scrape_spec` and `submit_job`), so it is validated, normalised and queued
+identically; a worker (`celery -A tasks worker`) must be running for it to progress. Jobs
+made here belong to no API key: `flask jobs` lists them, the dashboard does not.
+"""
+import csv
+import time
+import typing
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api_async import ApiError, ScrapeRequest, parse_scrape_spec, submit_job
+from utils import storage
+
+GENDERS = typing.get_args(ScrapeRequest.model_fields["targetGender"].annotation)
+ENDED = ("completed", "failed", "cancelled")
+
+
+def _engine():
+    return current_app.extensions["engine"]
+
+
+@click.command("scrape")
+@click.argument("accounts", nargs=-1, required=True)
+@click.option("--gender", type=click.Choice(GENDERS), required=True, help="The gender to keep.")
+@click.option("--total", type=int, required=True, help="Followers to scrape in all, split over the accounts.")
+@click.option("--min-confidence", type=float, help="Below this an inferred gender counts as unknown.")
+@click.option("--wait", is_flag=True, help="Show a progress bar until the job ends.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="When the job ends, write its results to this CSV file (implies --wait).")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between progress checks.")
+@with_appcontext
+def scrape_command(accounts, gender, total, min_confidence, wait, out, poll):
+    """Scrape the followers of ACCOUNT... and keep those of one gender."""
+    body = {"accounts": list(accounts), "targetGender": gender, "totalScrapeCount": total}
+    if min_confidence is not None:
+        body["minConfidence"] = min_confidence
+    try:
+        job = submit_job(parse_scrape_spec(body), api_key_id=None)
+    except ApiError as exc:
+        raise click.ClickException(_describe(exc)) from None
+    job_id = job["job_id"]
+    click.echo(f"job {job_id}: {job['accounts']} accounts in {job['total_batches']} batches, "
+               f"up to {job['per_account_limit']} followers each")
+    if not (wait or out):
+        return
+    final = _watch(job_id, poll)
+    click.echo(f"job {job_id} {final['status']}: kept {final['profiles_kept']} of "
+               f"{final['profiles_scraped']} followers scraped"
+               + (f" ({final['batches_failed']} batches failed)" if final["batches_failed"] else ""))
+    if final["error_message"]:
+        click.echo(f"  {final['error_message']}")
+    if out:
+        click.echo(f"wrote {_write_csv(job_id, out)} profiles to {out}")
+    if final["status"] != "completed":
+        raise SystemExit(1)
+
+
+def _describe(exc):
+    details = "".join(f"\n  {d.get('field', '')}: {d.get('message') or d.get('value')}" for d in exc.details or [])
+    return f"{exc.message}{details}"
+
+
+def _watch(job_id, poll):
+    """A live progress bar over the job's batches until the job ends; returns the final job row."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("batches"),
+               TextColumn("kept {task.fields[kept]:,}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("queued", total=None, kept=0)
+        while True:
+            job = storage.get_job(_engine(), job_id)
+            progress.update(task, description=job["status"], completed=job["batches_done"],
+                            total=job["total_batches"], kept=job["profiles_kept"])
+            if job["status"] in ENDED:
+                return job
+            time.sleep(poll)
+
+
+def _write_csv(job_id, path):
+    """Every result of the job, walked by keyset, one CSV row each; returns the row count."""
+    count, after_id = 0, None
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=storage.RESULT_COLUMNS)
+        writer.writeheader()
+        while True:
+            profiles, cursor = storage.result_page(_engine(), job_id, 1000, after_id=after_id)
+            for profile in profiles:
+                writer.writerow({**profile, "source_accounts": ";".join(profile["source_accounts"])})
+            count += len(profiles)
+            if cursor is None:
+                return count
+            after_id = storage.decode_cursor(cursor)
+
+
+@click.command("jobs")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many, newest first.")
+@with_appcontext
+def jobs_command(limit):
+    """List the newest jobs (of every API key) with their state."""
+    jobs, _ = storage.list_jobs(_engine(), None, limit)
+    table = Table("job", "created", "status", "batches", "kept", "scraped", "target")
+    for job in jobs:
+        table.add_row(job["job_id"], job["created_at"].strftime("%Y-%m-%d %H:%M:%S"), job["status"],
+                      f"{job['batches_done']}/{job['total_batches']}", f"{job['profiles_kept']:,}",
+                      f"{job['profiles_scraped']:,}", job["target_gender"])
+    Console(width=140).print(table)
+
+
+COMMANDS = (scrape_command, jobs_command)

@@ -1,0 +1,62 @@
+"""`flask scrape` and `flask jobs` through the app's CLI runner, with the real worker and emulator."""
+import csv
+
+from conftest import all_results, authorised_client, submit
+from utils import storage
+
+
+def test_scrape_waits_for_the_job_and_writes_every_result_to_csv(app, engine, worker, emulator, tmp_path):
+    out = tmp_path / "results.csv"
+    result = app.test_cli_runner().invoke(args=[
+        "scrape", "@Nike", "adidas", "nike", "--gender", "female", "--total", "60", "--min-confidence", "0.7",
+        "--out", str(out), "--poll", "0.1"])
+    assert result.exit_code == 0, result.output
+    job_id = result.output.split()[1].rstrip(":")
+    job = storage.get_job(engine, job_id)
+    assert (job["status"], job["accounts_count"], job["per_account_limit"]) == ("completed", 2, 30)
+    assert (job["target_gender"], job["min_confidence"], job["api_key_id"]) == ("female", 0.7, None)
+    assert f"job {job_id} completed: kept {job['profiles_kept']} of {job['profiles_scraped']}" in result.output
+
+    with out.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == job["profiles_kept"] > 0
+    assert list(rows[0]) == list(storage.RESULT_COLUMNS)
+    assert {row["gender"] for row in rows} == {"female"}
+    assert {row["profile_id"] for row in rows} == {p["profile_id"] for p in _stored(engine, job_id)}
+    assert all(set(row["source_accounts"].split(";")) <= {"nike", "adidas"} for row in rows)
+
+
+def _stored(engine, job_id):
+    profiles, cursor = storage.result_page(engine, job_id, 1000)
+    assert cursor is None
+    return profiles
+
+
+def test_scrape_validates_like_the_api_and_creates_nothing(app, engine):
+    before = storage.list_jobs(engine, None, 1)[0]
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["scrape", "nike", "bad name!", "--gender", "male", "--total", "10"])
+    assert result.exit_code != 0
+    assert "not valid Instagram usernames" in result.output and "bad name!" in result.output
+    result = runner.invoke(args=["scrape", "nike", "--gender", "male", "--total", "0"])
+    assert result.exit_code != 0 and "does not match the schema" in result.output
+    result = runner.invoke(args=["scrape", "nike", "--gender", "men", "--total", "10"])
+    assert result.exit_code != 0 and "'men' is not one of" in result.output
+    assert storage.list_jobs(engine, None, 1)[0] == before
+
+
+def test_scrape_without_wait_queues_the_job_and_returns(app, engine):
+    result = app.test_cli_runner().invoke(args=["scrape", "natgeo", "--gender", "any", "--total", "5"])
+    assert result.exit_code == 0, result.output
+    job_id = result.output.split()[1].rstrip(":")
+    assert storage.get_job(engine, job_id)["status"] in storage.ACTIVE_JOB_STATUSES
+    storage.cancel_job(engine, job_id)
+
+
+def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
+    job_id = submit(client, ["listed_by_cli"])["job_id"]
+    storage.cancel_job(app.extensions["engine"], job_id)
+    result = app.test_cli_runner().invoke(args=["jobs", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if job_id in line)
+    assert "cancelled" in line and "0/1" in line
