@@ -11,7 +11,6 @@ from werkzeug.exceptions import HTTPException
 
 import cli
 from api_async import ApiError, bp as api_bp, limiter
-from api_docs import bp as api_docs_bp
 from celery_config import make_celery, publish_batch, request_abort
 from utils import maintenance, storage
 from utils.config import Settings
@@ -32,7 +31,6 @@ def create_app(config=None):
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
     limiter.init_app(app)
     app.register_blueprint(api_bp)
-    app.register_blueprint(api_docs_bp)
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/readyz", view_func=readyz)
     _register_error_handlers(app)

@@ -45,9 +45,6 @@ class UTCDateTime(sa.TypeDecorator):
         return value
 
 
-# Money as numeric in the database, float in Python (SQLite has no decimal type).
-USD = sa.Numeric(14, 6, asdecimal=False)
-
 metadata = sa.MetaData()
 
 api_keys = sa.Table(
@@ -81,12 +78,6 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("api_key_id", sa.BigInteger, sa.ForeignKey("api_keys.id")),
-    sa.Column("max_cost_usd", USD),
-    sa.Column("cost_usd", USD, nullable=False, default=0),
-    sa.Column("budget_exhausted", sa.Boolean, nullable=False, default=False),
-    sa.Column("callback_url", sa.Text),
-    sa.Column("callback_delivered_at", UTCDateTime),
-    sa.Column("callback_error", sa.Text),
 )
 
 batches = sa.Table(
@@ -99,7 +90,6 @@ batches = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("apify_run_id", sa.Text),
     sa.Column("profiles_scraped", sa.Integer, nullable=False, default=0),
-    sa.Column("cost_usd", USD, nullable=False, default=0),
     sa.Column("error_message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
@@ -231,7 +221,7 @@ def api_key_id(engine, key):
 # -- jobs ----------------------------------------------------------------------------------
 
 def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
-               per_account_limit, batch_size, max_cost_usd=None, callback_url=None):
+               per_account_limit, batch_size):
     """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
     job_id = str(uuid.uuid4())
     now = utcnow()
@@ -242,7 +232,7 @@ def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, t
             min_confidence=min_confidence,
             accounts_count=len(accounts), per_account_limit=per_account_limit,
             total_scrape_count=total_scrape_count, total_batches=len(account_batches),
-            max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
+            created_at=now, updated_at=now,
         ))
         conn.execute(batches.insert(), [
             {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
