@@ -98,12 +98,12 @@ def timed_ms(fn, repeats, warmup=2):
 
 # -- result rows ---------------------------------------------------------------------------
 
-def make_job(engine, accounts=("bench_source",)):
-    """A job row (with its batch rows) to hang results on; returns its id."""
+def make_job(engine, accounts=("bench_source",), key=None):
+    """A job row (with its batch rows) to hang results on, owned by API key `key`; returns its id."""
     from utils import storage
 
     job_id, _ = storage.create_job(
-        engine, api_key_id=None, accounts=list(accounts), target_gender="any", min_confidence=0.0,
+        engine, api_key_id=key and storage.api_key_id(engine, key), accounts=list(accounts), target_gender="any", min_confidence=0.0,
         total_scrape_count=1, per_account_limit=1, batch_size=50,
     )
     return job_id
