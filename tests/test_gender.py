@@ -173,3 +173,12 @@ def test_surname_list_does_not_override_a_given_name_of_the_other_gender():
 def test_batch_accepts_non_strings():
     out = detect_genders([("Ana Souza", ""), (None, "johnsmith")])  # type: ignore[list-item]
     assert out[0].gender == "female" and out[1].gender == "male"
+
+
+def test_japanese_context_from_common_surnames_and_not_from_morae_alone():
+    # surnames from gimei's list of common Japanese surnames give the Japanese reading
+    assert assigned(detect_gender("Haruto Nakano")) == "male"
+    assert assigned(detect_gender("Mei Kikuchi")) == "female"
+    # a surname that merely reads as Japanese morae does not override a confident name:
+    # Juan is also a Japanese woman's name (樹杏), Moreno reads mo-re-no
+    assert assigned(detect_gender("Juan Moreno")) == "male"

@@ -43,8 +43,8 @@ from functools import lru_cache
 from typing import Iterable
 
 # Chosen on bench/gender_eval.py (14,500 held-out people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
-# JP): 1.8 in 100 of the assigned genders are wrong at 0.65 pooled (1.8 as a mean of the sets; 2.3 pooled
-# at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 4.2 in 100 (see README, limits).
+# JP): 1.8 in 100 of the assigned genders are wrong at 0.65 pooled (1.7 as a mean of the sets; 2.3 pooled
+# at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 4.4 in 100 (see README, limits).
 DEFAULT_MIN_CONFIDENCE = 0.65
 
 
@@ -105,7 +105,9 @@ def _passport(s: str) -> str:
 
 
 def _load_japanese():
-    names: dict[str, tuple[str, float]] = {}
+    """Japanese-context names, endings and surnames. A passport spelling pools the evidence of
+    every reading it may stand for: "Yuma" is Yuma (ゆま) or Yuuma (ゆうま)."""
+    mass: dict[str, list[float]] = {}
     endings: dict[str, tuple[str, float]] = {}
     surnames: set[str] = set()
     with gzip.open(os.path.join(_DATA_DIR, "ja_names.tsv.gz"), "rt", encoding="utf-8") as fh:
@@ -120,11 +122,14 @@ def _load_japanese():
                 endings[suf] = ("female" if g == "F" else "male", float(purity))
                 continue
             key, f, m = line.split("\t")
-            f, m = float(f), float(m)
-            pf = (f + 0.25) / (f + m + 0.5)
-            hit = ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
-            names[key] = hit
-            names.setdefault(_passport(key), hit)
+            for spelling in {key, _passport(key)}:
+                acc = mass.setdefault(spelling, [0.0, 0.0])
+                acc[0] += float(f)
+                acc[1] += float(m)
+    names: dict[str, tuple[str, float]] = {}
+    for key, (f, m) in mass.items():
+        pf = (f + 0.25) / (f + m + 0.5)
+        names[key] = ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
     return names, endings, surnames
 
 
@@ -343,11 +348,16 @@ def _reads_japanese(word: str) -> bool:
 @lru_cache(maxsize=65536)
 def _japanese_given(given: str, surname: str) -> tuple[str, float] | None:
     """Gender of a given name read in Japanese context: the surname is a known Japanese
-    surname, or both words are Japanese morae and the given name is a Japanese name.
+    surname, or both words are Japanese morae and the given name is a Japanese name that the
+    general dictionary does not confidently give the other gender (Juan Moreno is a man, although
+    Juan is also a Japanese woman's name and Moreno reads as Japanese morae).
     None when the name does not read as Japanese or Japanese data says nothing."""
     hit = _JA_NAMES.get(given)
     if surname not in _JA_SURNAMES:
         if hit is None or surname in _NAMES or not _reads_japanese(surname) or not _reads_japanese(given):
+            return None
+        elsewhere = _lookup(given)
+        if elsewhere is not None and elsewhere[0] != hit[0] and elsewhere[1] >= 0.8:
             return None
     if hit is not None:
         return hit if hit[1] >= _DECIDE else None
