@@ -4,6 +4,7 @@ emulator process with its control API, and `celery -A tasks worker` processes.
 Services are found through TEST_POSTGRES_URL (a database to connect to for creating a
 throwaway one) and TEST_REDIS_URL; the defaults are the local servers `.ci/run` starts.
 """
+import ctypes
 import json
 import os
 import signal
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 APIFY_TOKEN = "test-token"
+PR_SET_PDEATHSIG = 1
+QUEUE = f"followsift-test-{uuid.uuid4().hex[:8]}"
 
 
 @contextmanager
@@ -69,6 +72,12 @@ class Emulator:
         self.process.wait(10)
 
 
+def _die_with_parent():
+    """In the child: get SIGTERM when the test or bench process that started it dies, so a
+    killed run leaves no worker behind to steal the next run's messages."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class CeleryProcess:
     """A `celery -A tasks ...` process in its own process group; its log is kept for assertions."""
 
@@ -79,7 +88,7 @@ class CeleryProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tasks", *args],
             cwd=ROOT, env={**os.environ, **env}, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
         self._wait_ready()
 
@@ -138,6 +147,7 @@ class Beat(CeleryProcess):
 
 
 def service_env(database_url, redis_url, emulator_url, **extra):
-    """The environment the worker (and web) processes share, as variables."""
+    """The environment the worker (and web) processes share, as variables. The queue is this
+    run's own, so runs sharing a Redis never take each other's messages."""
     return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "APIFY_TOKEN": APIFY_TOKEN,
-            "APIFY_API_URL": emulator_url, "NO_PROXY": "127.0.0.1,localhost", **extra}
+            "APIFY_API_URL": emulator_url, "NO_PROXY": "127.0.0.1,localhost", "CELERY_QUEUE": QUEUE, **extra}

@@ -23,7 +23,7 @@ from celery_config import publish_batch
 from utils import storage
 
 from conftest import authorised_client, check_job, submit, wait_for_job
-from stack import APIFY_TOKEN, Beat, Worker
+from stack import APIFY_TOKEN, QUEUE, Beat, Worker
 
 FAULT_REDIS_URL = os.environ.get("TEST_FAULT_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -201,7 +201,7 @@ def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, 
         publish_batch(fault_app.extensions["celery"], job_id, index)
     queue = redis.Redis.from_url(FAULT_REDIS_URL)
     deadline = time.monotonic() + 20
-    while queue.llen("celery") or queue.hlen("unacked"):
+    while queue.llen(QUEUE) or queue.hlen("unacked"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert client.get(f"/api/job-status/{job_id}").get_json() == status
