@@ -7,12 +7,13 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 import cli
 from api_async import ApiError, bp as api_bp, limiter
 from celery_config import make_celery, publish_batch, request_abort
-from utils import maintenance, storage
+from utils import maintenance, metrics, storage
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets
 
@@ -33,6 +34,7 @@ def create_app(config=None):
     app.register_blueprint(api_bp)
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/readyz", view_func=readyz)
+    app.add_url_rule("/metrics", view_func=metrics_view)
     _register_error_handlers(app)
     for command in (migrate_command, create_api_key_command, revoke_api_key_command, reconcile_command,
                     purge_command, *cli.COMMANDS):
@@ -67,6 +69,13 @@ def readyz():
         checks["redis"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+
+def metrics_view():
+    """Prometheus metrics; no key needed, so firewall it or protect it at the proxy."""
+    body = metrics.render(current_app.extensions["engine"], current_app.extensions["celery"],
+                          current_app.config["SETTINGS"].prometheus_multiproc_dir)
+    return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
 
 def _error(status, code, message, details=None):

@@ -15,12 +15,13 @@ from celery_config import ABORT_RUNS, DISPATCH_JOB, PURGE, RECONCILE, SCRAPE_ACC
 from utils import maintenance, storage
 from utils.batch_processor import process_chunk
 from utils.config import Settings
-from utils.observability import init_sentry, redact_secrets
+from utils.observability import init_sentry, redact_secrets, setup_worker_logging
 from utils.scraper import BatchStopped, FatalApifyError, Scraper, TransientApifyError
 
 settings = Settings.from_env()
 redact_secrets(settings)
 init_sentry(settings)
+setup_worker_logging()
 celery = make_celery(settings)
 log = logging.getLogger("followsift.tasks")
 # What a restarting or unreachable database raises: worth a retry, like a flaky Apify.

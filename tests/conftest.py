@@ -51,9 +51,16 @@ def emulator(emulator_process):
 # -- the service itself ----------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def service_settings(postgres_url, redis_url, emulator_process):
+def metrics_dir(tmp_path_factory):
+    """prometheus-client's multiprocess directory, shared by the workers and the app's /metrics."""
+    return str(tmp_path_factory.mktemp("prometheus"))
+
+
+@pytest.fixture(scope="session")
+def service_settings(postgres_url, redis_url, emulator_process, metrics_dir):
     """What the web app and the worker share, as environment variables."""
-    return service_env(postgres_url, redis_url, emulator_process.url, APIFY_HTTP_RETRIES="0",
+    return service_env(postgres_url, redis_url, emulator_process.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+                       APIFY_HTTP_RETRIES="0",
                        RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1", BATCH_LEASE_SECONDS="30")
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
+from utils import metrics
 from utils.gender import detect_genders
 from utils.storage import jobs, results, utcnow
 
@@ -74,6 +75,7 @@ def write_profiles(engine, job_id, rows):
                 jobs.update().where(jobs.c.job_id == job_id)
                 .values(profiles_kept=jobs.c.profiles_kept + len(new_ids), updated_at=now)
             )
+    metrics.profiles_kept(len(new_ids))
     return len(new_ids)
 
 

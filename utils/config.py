@@ -89,6 +89,9 @@ class Settings:
     rate_limit_read: str = "1200/minute"
 
     sentry_dsn: str = ""
+    # A directory shared by one host's web and worker processes for prometheus-client's
+    # multiprocess mode (utils/metrics.py); prometheus-client reads the variable itself too.
+    prometheus_multiproc_dir: str = ""
 
     @classmethod
     def from_env(cls, load_dotenv_file=True):
@@ -129,6 +132,7 @@ class Settings:
             rate_limit_create=_env("RATE_LIMIT_CREATE", str, d.rate_limit_create),
             rate_limit_read=_env("RATE_LIMIT_READ", str, d.rate_limit_read),
             sentry_dsn=_env("SENTRY_DSN", str, d.sentry_dsn),
+            prometheus_multiproc_dir=_env("PROMETHEUS_MULTIPROC_DIR", str, d.prometheus_multiproc_dir),
         )
         settings.check()
         return settings
@@ -154,6 +158,8 @@ class Settings:
         if self.batch_lease_seconds < 2 * self.apify_poll_seconds:
             raise ConfigError("BATCH_LEASE_SECONDS must be at least twice APIFY_POLL_SECONDS, or live batches lose "
                               "their lease between heartbeats")
+        if self.prometheus_multiproc_dir and not Path(self.prometheus_multiproc_dir).is_dir():
+            raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be an existing directory (create it before starting)")
         if self.database_url and not self.database_url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
         for name in ("rate_limit_create", "rate_limit_read"):

@@ -1,10 +1,16 @@
-"""Error reporting and log hygiene: Sentry when `SENTRY_DSN` is set, and no secret (the
-Apify token, database and Redis passwords) in any log line or Sentry event."""
+"""Error reporting and log hygiene: Sentry when `SENTRY_DSN` is set, no secret (the Apify
+token, database and Redis passwords) in any log line or Sentry event, and worker log lines
+that say which job and batch they are about."""
+import contextvars
+import inspect
 import json
 import logging
 from urllib.parse import urlsplit
 
 import sentry_sdk
+from celery import signals
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.flask import FlaskIntegration
 
 REDACTED = "[redacted]"
 _secrets = set()
@@ -13,8 +19,47 @@ _base_record_factory = logging.getLogRecordFactory()
 
 def init_sentry(settings):
     if settings.sentry_dsn:
-        # The Flask and Celery integrations switch themselves on when those packages load.
-        sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False, before_send=_scrub_event)
+        sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False, before_send=_scrub_event,
+                        integrations=[FlaskIntegration(), CeleryIntegration()])
+
+
+# key=value fields before the message, so `grep job_id=<id>` finds a job's whole story.
+WORKER_LOG_FORMAT = ("%(asctime)s level=%(levelname)s process=%(processName)s job_id=%(job_id)s "
+                     "batch=%(batch)s logger=%(name)s %(message)s")
+_task_context = contextvars.ContextVar("task_context", default={})
+
+
+class TaskContextFilter(logging.Filter):
+    """Give every record the running task's `job_id` and `batch` ("-" outside a task)."""
+
+    def filter(self, record):
+        context = _task_context.get()
+        record.job_id = context.get("job_id", "-")
+        record.batch = context.get("batch_index", "-")
+        return True
+
+
+def setup_worker_logging():
+    """In the Celery worker: remember each task's job and batch, and log them on every line."""
+    signals.task_prerun.connect(_enter_task, weak=False)
+    signals.task_postrun.connect(_leave_task, weak=False)
+    signals.after_setup_logger.connect(_format_handlers, weak=False)
+    signals.after_setup_task_logger.connect(_format_handlers, weak=False)
+
+
+def _enter_task(task, args, kwargs, **_):
+    arguments = inspect.signature(task.run).bind_partial(*args, **kwargs).arguments
+    _task_context.set({name: arguments[name] for name in ("job_id", "batch_index") if name in arguments})
+
+
+def _leave_task(**_):
+    _task_context.set({})
+
+
+def _format_handlers(logger, **_):
+    for handler in logger.handlers:
+        handler.addFilter(TaskContextFilter())
+        handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
 
 
 def redact_secrets(settings):

@@ -15,6 +15,8 @@ import pydantic
 from apify_client import ApifyClient
 from apify_client.errors import ApifyApiError
 
+from utils import metrics
+
 FAILED_RUN_STATUSES = {"FAILED", "TIMED-OUT", "ABORTED"}
 # 401 bad token, 402 out of credit, 403 forbidden or over the usage limit, 404 no such
 # actor, 400 input the actor rejects: the same call would fail again.
@@ -49,10 +51,11 @@ class Follower:
 
 
 @contextmanager
-def apify_errors():
-    """Map apify-client's, impit's and pydantic's exceptions onto ours."""
+def apify_errors(operation):
+    """Map apify-client's, impit's and pydantic's exceptions onto ours; time and count the call."""
     try:
-        yield
+        with metrics.apify_call(operation):
+            yield
     except ApifyApiError as exc:
         message = f"Apify API error {exc.status_code} ({exc.type or 'unknown'}): {exc.message}"
         if exc.status_code in FATAL_STATUSES:
@@ -82,7 +85,7 @@ class Scraper:
 
     def start_run(self, accounts, per_account_limit):
         """Start the actor on `accounts`; returns the run id."""
-        with apify_errors():
+        with apify_errors("start_run"):
             run = self.client.actor(self.actor_id).start(
                 run_input=build_input(self.input_template, accounts, per_account_limit),
                 max_items=per_account_limit * len(accounts),
@@ -97,7 +100,7 @@ class Scraper:
         `heartbeat` returning False means the batch is no longer ours to run.
         """
         while True:
-            with apify_errors():
+            with apify_errors("wait_for_run"):
                 run = self.client.run(run_id).wait_for_finish(wait_duration=self.poll)
             if run is None:
                 raise TransientApifyError(f"Apify run {run_id} not found", run_failed=True)
@@ -109,12 +112,13 @@ class Scraper:
                 raise BatchStopped(f"batch stopped while Apify run {run_id} was {run.status}")
 
     def abort_run(self, run_id):
-        with apify_errors():
+        with apify_errors("abort_run"):
             self.client.run(run_id).abort()
 
     def iter_followers(self, dataset_id, accounts):
         """Stream the dataset as normalised `Follower`s, dropping rows without an identity."""
-        with apify_errors():
+        # Timed over the whole stream, the caller's storing of each chunk included.
+        with apify_errors("stream_dataset"):
             for item in self.client.dataset(dataset_id).iterate_items(clean=True):
                 follower = normalise(item, accounts)
                 if follower is not None:

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from utils import metrics
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 ACTIVE_JOB_STATUSES = ("queued", "processing")
 
@@ -543,6 +545,7 @@ def end_batch(engine, claim, tally, error_message=None):
         ).rowcount
         if not ended:
             return None
+        metrics.batch_ended(failed, tally.scraped)
         j = jobs.c
         job = conn.execute(
             jobs.update().where(j.job_id == claim.job_id).values(

@@ -1,0 +1,84 @@
+"""`/metrics`: gauges read at scrape time, and the worker's counters (multiprocess mode) after a job."""
+import uuid
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import create_app
+from celery_config import make_celery
+from conftest import authorised_client, submit, wait_for_job
+from utils import metrics, storage
+from utils.config import Settings
+
+
+@pytest.fixture(scope="module")
+def metrics_app(postgres_url, redis_url, metrics_dir, app):
+    """The app as gunicorn runs it with PROMETHEUS_MULTIPROC_DIR: it reads the workers' files."""
+    return create_app({"database_url": postgres_url, "redis_url": redis_url, "prometheus_multiproc_dir": metrics_dir,
+                       "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
+
+
+def scrape(app):
+    response = app.test_client().get("/metrics")  # no API key
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_worker_counters_move_after_a_job(metrics_app, client, worker, emulator):
+    emulator.fault(route="start_run", status=503, type="server-error", times=1)
+    before = scrape(metrics_app)
+    created = submit(client, [f"metric{i}" for i in range(60)], gender="female", total=60 * 20)
+    status = wait_for_job(client, created["job_id"])
+    assert (status["status"], status["batches_failed"]) == ("completed", 0), status
+    after = scrape(metrics_app)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("followsift_batches_total", outcome="succeeded") == 2
+    assert moved("followsift_batches_total", outcome="failed") == 0
+    assert moved("followsift_profiles_total", stage="scraped") == status["profiles_scraped"] > 0
+    assert moved("followsift_profiles_total", stage="kept") == status["profiles_kept"] > 0
+    assert moved("followsift_apify_errors_total", operation="start_run", type="http_503") == 1
+    assert moved("followsift_apify_call_seconds_count", operation="start_run") == 3  # one refused, two runs
+    assert moved("followsift_apify_call_seconds_count", operation="stream_dataset") == 2
+
+
+def test_jobs_by_status_are_counted_at_scrape_time(metrics_app, app, engine):
+    own = authorised_client(app, storage.create_api_key(engine, f"metrics-{uuid.uuid4().hex[:8]}"))
+    before = scrape(metrics_app)
+    storage.cancel_job(engine, submit(own, ["counted"])["job_id"])
+    after = scrape(metrics_app)
+    assert value(after, "followsift_jobs", status="cancelled") == value(before, "followsift_jobs", status="cancelled") + 1
+    assert {"queued", "processing", "completed", "failed"} <= {
+        dict(labels)["status"] for name, labels in after if name == "followsift_jobs"}
+
+
+def test_queue_depth_is_the_length_of_the_celery_queue(redis_url, engine):
+    celery = make_celery(Settings(redis_url=redis_url))
+    queue = celery.conf.task_default_queue = f"metrics-test-{uuid.uuid4().hex[:8]}"
+    for _ in range(3):
+        celery.send_task("followsift.nothing", queue=queue)
+    try:
+        family = next(f for f in metrics.StateCollector(engine, celery).collect() if f.name == "followsift_queue_depth")
+        assert [(s.labels, s.value) for s in family.samples] == [({"queue": queue}, 3)]
+    finally:
+        redis.Redis.from_url(redis_url).delete(queue)
+
+
+def test_without_a_multiprocess_directory_the_process_registry_is_served(app):
+    samples = scrape(app)
+    assert ("followsift_jobs", (("status", "queued"),)) in samples
+    assert any(name.startswith("process_") or name.startswith("python_") for name, _ in samples)
+
+
+def test_a_missing_multiprocess_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ValueError, match="PROMETHEUS_MULTIPROC_DIR"):
+        Settings().with_overrides({"prometheus_multiproc_dir": str(tmp_path / "absent")})

@@ -1,0 +1,90 @@
+"""Prometheus metrics (prometheus-client), served by the web app at `/metrics`.
+
+Counters and the Apify latency histogram are incremented where the work happens, in the
+worker: batches ended, followers scraped, profiles kept, every Apify API call. Job counts by
+status and the queue depth are read from Postgres and Redis when Prometheus scrapes, so
+they are right whichever process answers.
+
+Gunicorn and Celery run several processes. With `PROMETHEUS_MULTIPROC_DIR` set (a directory
+shared by the web and worker processes of one host, emptied before they start),
+prometheus-client keeps each process's values in files there and `/metrics` adds them up.
+Unset, each process counts on its own and `/metrics` shows the web process's own registry.
+"""
+import time
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+JOB_STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
+
+BATCHES = Counter("followsift_batches_total", "Batches ended, by outcome (succeeded or failed).", ["outcome"])
+PROFILES = Counter("followsift_profiles_total",
+                   "Followers scraped (stage=scraped) and profiles stored (stage=kept).", ["stage"])
+APIFY_CALL_SECONDS = Histogram(
+    "followsift_apify_call_seconds", "Duration of Apify API calls through apify-client, retries included.",
+    ["operation"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+APIFY_ERRORS = Counter("followsift_apify_errors_total",
+                       "Apify API calls that failed, by operation and type (http_<status> or the exception).",
+                       ["operation", "type"])
+
+
+def batch_ended(failed, scraped):
+    """Count a batch this execution ended (once per batch, like the job's own counters)."""
+    BATCHES.labels("failed" if failed else "succeeded").inc()
+    PROFILES.labels("scraped").inc(scraped)
+
+
+def profiles_kept(count):
+    """Count profiles newly stored; a retried chunk stores (and counts) nothing twice."""
+    PROFILES.labels("kept").inc(count)
+
+
+@contextmanager
+def apify_call(operation):
+    """Time one Apify API call and count its failure by type; exceptions pass through."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        APIFY_ERRORS.labels(operation, f"http_{status}" if status else type(exc).__name__).inc()
+        raise
+    finally:
+        APIFY_CALL_SECONDS.labels(operation).observe(time.perf_counter() - started)
+
+
+class StateCollector:
+    """Gauges computed at scrape time: jobs by status (Postgres) and queue depth (Redis)."""
+
+    def __init__(self, engine, celery):
+        self.engine, self.celery = engine, celery
+
+    def collect(self):
+        jobs = GaugeMetricFamily("followsift_jobs", "Jobs by status.", labels=["status"])
+        with self.engine.connect() as conn:
+            counts = dict(conn.execute(sa.text("select status, count(*) from scrape_jobs group by status")).all())
+        for status in JOB_STATUSES:
+            jobs.add_metric([status], counts.get(status, 0))
+        yield jobs
+        queue = self.celery.conf.task_default_queue
+        with self.celery.connection_for_read() as conn:
+            depth = conn.default_channel.client.llen(queue)
+        gauge = GaugeMetricFamily("followsift_queue_depth", "Messages waiting in the Celery queue (LLEN).",
+                                  labels=["queue"])
+        gauge.add_metric([queue], depth)
+        yield gauge
+
+
+def render(engine, celery, multiproc_dir):
+    """The exposition text for `/metrics`."""
+    registry = CollectorRegistry()
+    if multiproc_dir:
+        MultiProcessCollector(registry, path=multiproc_dir)
+    else:
+        registry.register(REGISTRY)
+    registry.register(StateCollector(engine, celery))
+    return generate_latest(registry)
