@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 import cli
+from dashboard import bp as dashboard_bp
 from api_async import ApiError, bp as api_bp, limiter
 from celery_config import make_celery, publish_batch, request_abort
 from utils import maintenance, metrics, storage
@@ -32,6 +33,7 @@ def create_app(config=None):
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
     limiter.init_app(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(dashboard_bp)
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/readyz", view_func=readyz)
     app.add_url_rule("/metrics", view_func=metrics_view)

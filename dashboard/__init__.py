@@ -1,0 +1,21 @@
+"""The dashboard at `/`: one static page, one script, one stylesheet, all served from here.
+
+The page itself needs no key; it asks for an API key, keeps it in the browser's
+localStorage, and reads and writes everything through the JSON API with
+`Authorization: Bearer <key>`. Nothing is loaded from a CDN (vendored files are listed in
+static/vendor/README.md).
+"""
+from flask import Blueprint
+
+bp = Blueprint("dashboard", __name__, static_folder="static", static_url_path="/dashboard/static")
+
+# Everything the page loads comes from this origin; no inline script or style.
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+
+@bp.get("/")
+def index():
+    response = bp.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-cache"
+    return response
