@@ -4,18 +4,18 @@ Views validate and delegate: the job is written to the database and committed, t
 single dispatch message goes to Redis; the worker does the rest.
 """
 import hashlib
-import math
 import re
 from typing import Literal
 
-from flask import Blueprint, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from celery_config import DISPATCH_JOB, request_abort
-from utils import storage
+from celery_config import DISPATCH_JOB, notify_job_end, request_abort
+from utils import costs, events, export, storage
 from utils.gender import DEFAULT_MIN_CONFIDENCE
+from utils.schemas import status_body
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -50,6 +50,13 @@ class ScrapeRequest(BaseModel):
     targetGender: Literal["male", "female", "any"]
     totalScrapeCount: int = Field(ge=1, description="Followers to scrape in all, split evenly over the accounts")
     minConfidence: float | None = Field(default=None, ge=0, le=1)
+    maxCostUsd: float | None = Field(
+        default=None, gt=0, le=1_000_000,
+        description="Budget in USD: each Apify run may charge its share, and no run starts once it is spent",
+    )
+    callbackUrl: HttpUrl | None = Field(
+        default=None, description="Where to POST the signed job status when the job ends",
+    )
 
 
 def _settings():
@@ -90,12 +97,13 @@ def submit_job(spec, api_key_id):
     503 (after removing the job) when the queue is unreachable.
     """
     settings = _settings()
-    per_account_limit = math.ceil(spec.totalScrapeCount / len(spec.accounts))
+    per_account_limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
     job_id, total_batches = storage.create_job(
         _engine(), api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
         min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
         total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
-        batch_size=settings.batch_size,
+        batch_size=settings.batch_size, max_cost_usd=spec.maxCostUsd,
+        callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
     )
     try:
         current_app.extensions["celery"].send_task(DISPATCH_JOB, args=[job_id])
@@ -105,6 +113,14 @@ def submit_job(spec, api_key_id):
         raise ApiError(503, "queue_unavailable", "The job queue is unavailable; try again shortly.") from None
     return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
             "per_account_limit": per_account_limit}
+
+
+@bp.post("/estimate")
+@read_limit
+def estimate():
+    """What the job in the body would scrape and cost; no job is created."""
+    spec = _parse_scrape_request()
+    return costs.estimate(len(spec.accounts), spec.totalScrapeCount, spec.maxCostUsd, _settings())
 
 
 def _parse_scrape_request():
@@ -129,6 +145,9 @@ def parse_scrape_spec(body):
         raise ApiError(400, "too_many_accounts", f"At most {settings.max_accounts} accounts per job.")
     if spec.totalScrapeCount > settings.max_total_scrape_count:
         raise ApiError(400, "invalid_request", f"totalScrapeCount must be at most {settings.max_total_scrape_count}.")
+    if spec.callbackUrl is not None and not settings.webhook_signing_secret:
+        raise ApiError(400, "callbacks_disabled",
+                       "callbackUrl needs WEBHOOK_SIGNING_SECRET to be configured on the server.")
     return spec
 
 
@@ -169,32 +188,6 @@ def list_jobs():
     return {"jobs": [status_body(job) for job in jobs], "limit": limit, "next_cursor": next_cursor}
 
 
-def status_body(job):
-    """A job row as the API shows it (`GET /api/job-status/<id>`, `GET /api/jobs`)."""
-    done = job["batches_done"]
-    progress = 100.0 if job["status"] == "completed" else round(100 * done / job["total_batches"], 1)
-    return {
-        "job_id": job["job_id"],
-        "status": job["status"],
-        "progress": progress,
-        "profiles_scraped": job["profiles_scraped"],
-        "profiles_kept": job["profiles_kept"],
-        "total_batches": job["total_batches"],
-        "batches_done": done,
-        "batches_failed": job["batches_failed"],
-        "gender_breakdown": {"male": job["male_count"], "female": job["female_count"],
-                             "unknown": job["unknown_count"]},
-        "target_gender": job["target_gender"],
-        "min_confidence": job["min_confidence"],
-        "accounts": job["accounts_count"],
-        "per_account_limit": job["per_account_limit"],
-        "error_message": job["error_message"],
-        "created_at": _iso(job["created_at"]),
-        "updated_at": _iso(job["updated_at"]),
-        "completed_at": _iso(job["completed_at"]),
-    }
-
-
 @bp.get("/job-results/<job_id>")
 @read_limit
 def job_results(job_id):
@@ -217,13 +210,35 @@ def job_results(job_id):
             "next_cursor": next_cursor, "status": job["status"]}
 
 
+@bp.get("/job-results/<job_id>/export")
+@read_limit
+def export_results(job_id):
+    """Every result as a CSV or NDJSON download, streamed page by page."""
+    job = _job_or_404(job_id)
+    fmt = request.args.get("format", "csv")
+    if fmt not in export.FORMATS:
+        raise ApiError(400, "invalid_parameter", f"format must be one of: {', '.join(export.FORMATS)}.")
+    return Response(export.stream(_engine(), job["job_id"], fmt), content_type=export.FORMATS[fmt], headers={
+        "Content-Disposition": f'attachment; filename="followsift-{job["job_id"]}.{fmt}"',
+    })
+
+
+@bp.get("/job-events/<job_id>")
+@read_limit
+def job_events(job_id):
+    """The job's status as Server-Sent Events, until it ends (see utils/events.py)."""
+    job = _job_or_404(job_id)
+    return Response(events.job_events(_engine(), job["job_id"], _settings()), content_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 @bp.post("/jobs/<job_id>/cancel")
 @create_limit
 def cancel_job(job_id):
     """Stop a job: batches not started never call Apify; running Apify runs are aborted."""
     job = _job_or_404(job_id)
-    if job["status"] in storage.ACTIVE_JOB_STATUSES:
-        storage.cancel_job(_engine(), job["job_id"])
+    if job["status"] in storage.ACTIVE_JOB_STATUSES and storage.cancel_job(_engine(), job["job_id"]):
+        _notify_job_end(job["job_id"])
     job = _job_or_404(job_id)
     if job["status"] != "cancelled":
         raise ApiError(409, "job_finished", f"The job already ended {job['status']}.")
@@ -244,6 +259,13 @@ def delete_job(job_id):
     return "", 204
 
 
+def _notify_job_end(job_id):
+    try:
+        notify_job_end(current_app.extensions["celery"], job_id)
+    except Exception as exc:  # kombu raises several types; the cancel itself stands
+        current_app.logger.warning("could not queue the callback of job %s: %s", job_id, type(exc).__name__)
+
+
 def _job_or_404(job_id):
     job = storage.get_job(_engine(), job_id, api_key_id=g.api_key_id)
     if job is None:
@@ -258,7 +280,3 @@ def _int_arg(name, default, low, high):
     if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}.")
     return int(raw)
-
-
-def _iso(value):
-    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 import cli
 from dashboard import bp as dashboard_bp
 from api_async import ApiError, bp as api_bp, limiter
+from api_docs import bp as api_docs_bp
 from celery_config import make_celery, publish_batch, request_abort
 from utils import maintenance, metrics, storage
 from utils.config import Settings
@@ -34,6 +35,7 @@ def create_app(config=None):
     limiter.init_app(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(api_docs_bp)
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/readyz", view_func=readyz)
     app.add_url_rule("/metrics", view_func=metrics_view)

@@ -13,6 +13,7 @@ SCRAPE_ACCOUNT_BATCH = "followsift.scrape_account_batch"
 ABORT_RUNS = "followsift.abort_runs"
 RECONCILE = "followsift.reconcile"
 PURGE = "followsift.purge"
+NOTIFY_JOB_END = "followsift.notify_job_end"
 
 
 def broker_url(settings):
@@ -31,6 +32,7 @@ def make_celery(settings):
         broker_transport_options=transport,
         visibility_timeout=settings.broker_visibility_timeout_seconds,
         broker_connection_retry_on_startup=True,
+        task_default_queue=settings.celery_queue,
         # Results go to Postgres; Redis only carries messages.
         task_ignore_result=True,
         result_backend=None,
@@ -59,3 +61,8 @@ def publish_batch(celery, job_id, batch_index):
 
 def request_abort(celery, run_ids):
     celery.send_task(ABORT_RUNS, args=[list(run_ids)])
+
+
+def notify_job_end(celery, job_id):
+    """Have the ended job's callback sent, if it has one."""
+    celery.send_task(NOTIFY_JOB_END, args=[job_id])

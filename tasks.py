@@ -11,11 +11,13 @@ from itertools import islice
 
 import sqlalchemy.exc
 
-from celery_config import ABORT_RUNS, DISPATCH_JOB, PURGE, RECONCILE, SCRAPE_ACCOUNT_BATCH, make_celery
-from utils import maintenance, storage
+from celery_config import (ABORT_RUNS, DISPATCH_JOB, NOTIFY_JOB_END, PURGE, RECONCILE, SCRAPE_ACCOUNT_BATCH,
+                           make_celery)
+from utils import maintenance, storage, webhooks
 from utils.batch_processor import process_chunk
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets, setup_worker_logging
+from utils.schemas import status_body
 from utils.scraper import BatchStopped, FatalApifyError, Scraper, TransientApifyError
 
 settings = Settings.from_env()
@@ -68,12 +70,16 @@ def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
     where = f"job {job_id} batch {batch_index} attempt {claim.attempt}"
     try:
         tally = _scrape(claim)
-        status = storage.end_batch(engine(), claim, tally)
+        status = _ended(job_id, storage.end_batch(engine(), claim, tally))
         log.info("%s: done, %d followers scraped; job %s", where, tally.scraped, status)
+    except BudgetSpent as exc:
+        log.warning("%s: %s; not starting a run", where, exc)
+        storage.mark_budget_exhausted(engine(), job_id)
+        _ended(job_id, storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc)))
     except FatalApifyError as exc:
         log.error("%s: %s; failing the job", where, exc)
         storage.fail_job(engine(), job_id, str(exc))
-        storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc))
+        _ended(job_id, storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc)))
     except BatchStopped as exc:
         _stop(claim, exc, where)
     except sqlalchemy.exc.IntegrityError as exc:
@@ -91,16 +97,33 @@ def _scrape(claim):
 
     run_id = claim.apify_run_id
     if run_id is None:
-        run_id = scraper().start_run(claim.accounts, claim.per_account_limit)
+        budget = storage.run_budget(engine(), claim.job_id, settings.apify_run_start_usd)
+        if budget == 0:
+            raise BudgetSpent("the job's budget (maxCostUsd) is spent")
+        run_id = scraper().start_run(claim.accounts, claim.per_account_limit, max_charge_usd=budget)
         storage.record_run(engine(), claim, run_id)
-    dataset_id = scraper().wait_for_run(run_id, heartbeat)
-    tally = storage.BatchTally()
+    dataset_id, usage_usd = scraper().wait_for_run(run_id, heartbeat)
+    tally = storage.BatchTally(cost_usd=usage_usd)
     followers = scraper().iter_followers(dataset_id, claim.accounts)
     while chunk := list(islice(followers, settings.write_chunk_size)):
         process_chunk(engine(), claim, chunk, tally)
         if not heartbeat():
             raise BatchStopped(f"batch stopped while storing Apify run {run_id}")
     return tally
+
+
+class BudgetSpent(Exception):
+    """The job's maxCostUsd leaves nothing for another Apify run."""
+
+
+def _ended(job_id, status):
+    """After a batch ended: when its job has ended, have its callback sent (if it has one).
+
+    Sending twice is harmless: the callback task sends only while none was delivered.
+    """
+    if status in storage.ENDED_JOB_STATUSES:
+        notify_job_end.delay(job_id)
+    return status
 
 
 def _stop(claim, exc, where):
@@ -121,12 +144,14 @@ def _retry_or_fail(task, claim, exc, where):
     retries = task.request.retries
     if retries >= settings.batch_max_retries:
         log.error("%s: failed after %d retries: %s", where, retries, exc)
-        storage.end_batch(engine(), claim, storage.BatchTally(), error_message=str(exc))
+        tally = storage.BatchTally(cost_usd=getattr(exc, "usage_usd", 0.0))
+        _ended(claim.job_id, storage.end_batch(engine(), claim, tally, error_message=str(exc)))
         return
     countdown = backoff(retries)
     log.warning("%s: %s; retry %d/%d in %.1fs", where, exc, retries + 1, settings.batch_max_retries, countdown)
     try:
-        storage.release_batch(engine(), claim, str(exc), forget_run=getattr(exc, "run_failed", False))
+        storage.release_batch(engine(), claim, str(exc), forget_run=getattr(exc, "run_failed", False),
+                              run_cost_usd=getattr(exc, "usage_usd", 0.0))
     except DATABASE_AWAY:
         pass  # The retry resumes this attempt's claim instead.
     raise task.retry(countdown=countdown, kwargs={"resume_attempt": claim.attempt}, exc=exc)
@@ -147,6 +172,28 @@ def _check_back_later(job_id, batch_index):
     seconds = storage.lease_left(engine(), job_id, batch_index)
     if seconds is not None:
         scrape_account_batch.apply_async((job_id, batch_index), countdown=seconds + 1)
+
+
+@celery.task(name=NOTIFY_JOB_END, bind=True, max_retries=None)
+def notify_job_end(self, job_id):
+    """POST the ended job's status to its callbackUrl, signed; retried with backoff, sent once."""
+    with storage.callback_to_send(engine(), job_id) as (job, record):
+        if job is None:
+            return
+        try:
+            webhooks.deliver(job["callback_url"], status_body(job), settings.webhook_signing_secret,
+                             settings.webhook_timeout_seconds)
+        except webhooks.DeliveryError as exc:
+            retries = self.request.retries
+            if retries >= settings.webhook_max_retries:
+                log.error("job %s: callback failed after %d retries: %s", job_id, retries, exc)
+                record(error=str(exc))
+                return
+            countdown = min(settings.retry_backoff_max_seconds, settings.webhook_retry_backoff_seconds * 2 ** retries)
+            log.warning("job %s: callback: %s; retry %d in %.1fs", job_id, exc, retries + 1, countdown)
+            raise self.retry(countdown=countdown, exc=exc) from None
+        record()
+        log.info("job %s: callback delivered", job_id)
 
 
 @celery.task(name=ABORT_RUNS)

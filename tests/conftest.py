@@ -9,13 +9,16 @@ import pytest
 import redis
 
 import apify_emulator as emulated
+from api_async import limiter
 from app import create_app
-from stack import APIFY_TOKEN, REDIS_URL, Emulator, Worker, service_env, throwaway_database
+from stack import APIFY_TOKEN, QUEUE, REDIS_URL, Emulator, Worker, service_env, throwaway_database
 from utils import storage
 from utils.config import Settings
 from utils.gender import detect_genders
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+os.environ["CELERY_QUEUE"] = QUEUE  # every app and worker of this session on its own queue
+WEBHOOK_SECRET = "test-webhook-secret"
 
 
 # -- services --------------------------------------------------------------------------------
@@ -61,13 +64,15 @@ def service_settings(postgres_url, redis_url, emulator_process, metrics_dir):
     """What the web app and the worker share, as environment variables."""
     return service_env(postgres_url, redis_url, emulator_process.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
                        APIFY_HTTP_RETRIES="0",
-                       RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1", BATCH_LEASE_SECONDS="30")
+                       RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1", BATCH_LEASE_SECONDS="30",
+                       WEBHOOK_SIGNING_SECRET=WEBHOOK_SECRET, WEBHOOK_RETRY_BACKOFF_SECONDS="0.2")
 
 
 @pytest.fixture(scope="session")
 def app(postgres_url, redis_url):
     application = create_app({"database_url": postgres_url, "redis_url": redis_url,
-                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
+                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
+                              "webhook_signing_secret": WEBHOOK_SECRET})
     storage.migrate(application.extensions["engine"])
     return application
 
@@ -86,6 +91,9 @@ def authorised_client(app, key):
 @pytest.fixture
 def client(app, api_key):
     """A test client that sends the session's API key."""
+    # The rate limiter is one object per process and every create_app points it at that app's
+    # storage (a test's embedded Redis, since stopped): point it back. Its hooks are added once.
+    limiter.init_app(app)
     return authorised_client(app, api_key)
 
 

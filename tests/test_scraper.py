@@ -69,7 +69,7 @@ def _scraper(emulator, **overrides):
 
 def _scrape(scraper, accounts, limit):
     run_id = scraper.start_run(accounts, limit)
-    dataset_id = scraper.wait_for_run(run_id, heartbeat=lambda: True)
+    dataset_id, _usage = scraper.wait_for_run(run_id, heartbeat=lambda: True)
     return list(scraper.iter_followers(dataset_id, accounts))
 
 

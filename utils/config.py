@@ -56,6 +56,7 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     instance_path: str = str(PROJECT_ROOT / "instance")
+    celery_queue: str = "celery"
 
     # Apify. `apify_api_url` points the client at the emulator in tests and the demo.
     apify_token: str = ""
@@ -93,6 +94,21 @@ class Settings:
     # multiprocess mode (utils/metrics.py); prometheus-client reads the variable itself too.
     prometheus_multiproc_dir: str = ""
 
+    # Cost estimates and budgets: what Apify charges for the follower actor.
+    apify_price_per_1000_usd: float = 0.70
+    apify_run_start_usd: float = 0.00005
+
+    # Job-end callbacks (`callbackUrl`), signed with HMAC-SHA256; unset refuses callbackUrl.
+    webhook_signing_secret: str = ""
+    webhook_max_retries: int = 6
+    webhook_retry_backoff_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0
+
+    # Server-Sent Events: how often a stream looks at the job, and for how long it stays open.
+    sse_poll_seconds: float = 1.0
+    sse_heartbeat_seconds: float = 15.0
+    sse_max_seconds: int = 600
+
     @classmethod
     def from_env(cls, load_dotenv_file=True):
         if load_dotenv_file:
@@ -102,6 +118,7 @@ class Settings:
             database_url=_env("DATABASE_URL", str, d.database_url),
             redis_url=_env("REDIS_URL", str, d.redis_url),
             instance_path=_env("INSTANCE_PATH", str, d.instance_path),
+            celery_queue=_env("CELERY_QUEUE", str, d.celery_queue),
             apify_token=_env("APIFY_TOKEN", str, d.apify_token),
             apify_actor_id=_env("APIFY_ACTOR_ID", str, d.apify_actor_id),
             apify_api_url=_env("APIFY_API_URL", str, d.apify_api_url),
@@ -133,6 +150,17 @@ class Settings:
             rate_limit_read=_env("RATE_LIMIT_READ", str, d.rate_limit_read),
             sentry_dsn=_env("SENTRY_DSN", str, d.sentry_dsn),
             prometheus_multiproc_dir=_env("PROMETHEUS_MULTIPROC_DIR", str, d.prometheus_multiproc_dir),
+            apify_price_per_1000_usd=_env("APIFY_PRICE_PER_1000_USD", float, d.apify_price_per_1000_usd, minimum=0),
+            apify_run_start_usd=_env("APIFY_RUN_START_USD", float, d.apify_run_start_usd, minimum=0),
+            webhook_signing_secret=_env("WEBHOOK_SIGNING_SECRET", str, d.webhook_signing_secret),
+            webhook_max_retries=_env("WEBHOOK_MAX_RETRIES", int, d.webhook_max_retries, minimum=0, maximum=20),
+            webhook_retry_backoff_seconds=_env(
+                "WEBHOOK_RETRY_BACKOFF_SECONDS", float, d.webhook_retry_backoff_seconds, minimum=0
+            ),
+            webhook_timeout_seconds=_env("WEBHOOK_TIMEOUT_SECONDS", float, d.webhook_timeout_seconds, minimum=0.1),
+            sse_poll_seconds=_env("SSE_POLL_SECONDS", float, d.sse_poll_seconds, minimum=0.05),
+            sse_heartbeat_seconds=_env("SSE_HEARTBEAT_SECONDS", float, d.sse_heartbeat_seconds, minimum=1),
+            sse_max_seconds=_env("SSE_MAX_SECONDS", int, d.sse_max_seconds, minimum=1),
         )
         settings.check()
         return settings

@@ -65,7 +65,7 @@ def _format_handlers(logger, **_):
 def redact_secrets(settings):
     """Replace the settings' secrets in every log record made from now on."""
     passwords = (urlsplit(url).password for url in (settings.database_url, settings.redis_url) if url)
-    _secrets.update(secret for secret in (*passwords, settings.apify_token) if secret)
+    _secrets.update(secret for secret in (*passwords, settings.apify_token, settings.webhook_signing_secret) if secret)
     logging.setLogRecordFactory(_redacting_record)
 
 

@@ -9,6 +9,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import impit
 import pydantic
@@ -24,11 +25,12 @@ FATAL_STATUSES = {400, 401, 402, 403, 404}
 
 
 class TransientApifyError(Exception):
-    """Apify failed in a way a later attempt may not. `run_failed`: the run itself is spent."""
+    """Apify failed in a way a later attempt may not. `run_failed`: the run itself is spent,
+    having cost `usage_usd`."""
 
-    def __init__(self, message, run_failed=False):
+    def __init__(self, message, run_failed=False, usage_usd=0.0):
         super().__init__(message)
-        self.run_failed = run_failed
+        self.run_failed, self.usage_usd = run_failed, usage_usd
 
 
 class FatalApifyError(Exception):
@@ -83,19 +85,21 @@ class Scraper:
             min_delay_between_retries=timedelta(milliseconds=settings.apify_http_retry_delay_ms),
         )
 
-    def start_run(self, accounts, per_account_limit):
-        """Start the actor on `accounts`; returns the run id."""
+    def start_run(self, accounts, per_account_limit, max_charge_usd=None):
+        """Start the actor on `accounts`, charging at most `max_charge_usd`; returns the run id."""
         with apify_errors("start_run"):
             run = self.client.actor(self.actor_id).start(
                 run_input=build_input(self.input_template, accounts, per_account_limit),
                 max_items=per_account_limit * len(accounts),
+                max_total_charge_usd=None if max_charge_usd is None else Decimal(str(round(max_charge_usd, 6))),
                 run_timeout=self.run_timeout,
                 memory_mbytes=self.memory_mbytes,
             )
         return run.id
 
     def wait_for_run(self, run_id, heartbeat):
-        """Wait for the run to end, calling `heartbeat()` between polls; returns its dataset id.
+        """Wait for the run to end, calling `heartbeat()` between polls; returns
+        (its dataset id, its usage in USD).
 
         `heartbeat` returning False means the batch is no longer ours to run.
         """
@@ -105,9 +109,10 @@ class Scraper:
             if run is None:
                 raise TransientApifyError(f"Apify run {run_id} not found", run_failed=True)
             if run.status == "SUCCEEDED":
-                return run.default_dataset_id
+                return run.default_dataset_id, float(run.usage_total_usd or 0)
             if run.status in FAILED_RUN_STATUSES:
-                raise TransientApifyError(f"Apify run {run_id} ended {run.status}", run_failed=True)
+                raise TransientApifyError(f"Apify run {run_id} ended {run.status}", run_failed=True,
+                                          usage_usd=float(run.usage_total_usd or 0))
             if not heartbeat():
                 raise BatchStopped(f"batch stopped while Apify run {run_id} was {run.status}")
 

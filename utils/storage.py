@@ -11,6 +11,7 @@ import hashlib
 import json
 import secrets
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from utils import metrics
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 ACTIVE_JOB_STATUSES = ("queued", "processing")
+ENDED_JOB_STATUSES = ("completed", "failed", "cancelled")
 
 
 def utcnow():
@@ -46,6 +48,9 @@ class UTCDateTime(sa.TypeDecorator):
             return value.replace(tzinfo=timezone.utc)
         return value
 
+
+# Money as numeric in the database, float in Python (SQLite has no decimal type).
+USD = sa.Numeric(14, 6, asdecimal=False)
 
 metadata = sa.MetaData()
 
@@ -80,6 +85,12 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("api_key_id", sa.BigInteger, sa.ForeignKey("api_keys.id")),
+    sa.Column("max_cost_usd", USD),
+    sa.Column("cost_usd", USD, nullable=False, default=0),
+    sa.Column("budget_exhausted", sa.Boolean, nullable=False, default=False),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("callback_delivered_at", UTCDateTime),
+    sa.Column("callback_error", sa.Text),
 )
 
 batches = sa.Table(
@@ -92,6 +103,7 @@ batches = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("apify_run_id", sa.Text),
     sa.Column("profiles_scraped", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", USD, nullable=False, default=0),
     sa.Column("error_message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
@@ -223,7 +235,7 @@ def api_key_id(engine, key):
 # -- jobs ----------------------------------------------------------------------------------
 
 def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
-               per_account_limit, batch_size):
+               per_account_limit, batch_size, max_cost_usd=None, callback_url=None):
     """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
     job_id = str(uuid.uuid4())
     now = utcnow()
@@ -234,7 +246,7 @@ def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, t
             min_confidence=min_confidence,
             accounts_count=len(accounts), per_account_limit=per_account_limit,
             total_scrape_count=total_scrape_count, total_batches=len(account_batches),
-            created_at=now, updated_at=now,
+            max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
         ))
         conn.execute(batches.insert(), [
             {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
@@ -507,13 +519,79 @@ def cancel_batch(engine, claim):
         ))
 
 
-def release_batch(engine, claim, error_message, forget_run):
-    """Hand the batch back to the queue before a retry."""
+def release_batch(engine, claim, error_message, forget_run, run_cost_usd=0.0):
+    """Hand the batch back to the queue before a retry.
+
+    A run that is forgotten (it failed) was still paid for: its `run_cost_usd` stays on
+    the batch and is rolled into the job when the batch ends.
+    """
     values = {"status": "queued", "lease_expires_at": None, "error_message": error_message}
     if forget_run:
-        values["apify_run_id"] = None
+        values.update(apify_run_id=None, cost_usd=batches.c.cost_usd + run_cost_usd)
     with engine.begin() as conn:
         conn.execute(batches.update().where(_held(claim)).values(**values))
+
+
+def run_budget(engine, job_id, min_run_usd):
+    """How much the next Apify run of a job may charge: None for a job without a budget.
+
+    A run gets its share of the budget (maxCostUsd / total batches), never more than what
+    is left: the budget minus the usage recorded on the job's batches (ended ones, and runs
+    that failed and were retried) minus a share for each run still going, which may yet
+    charge that much. Returns 0 when what is left is below `min_run_usd` (the start fee
+    of a run), i.e. the budget is spent.
+    """
+    b = batches.c
+    with engine.connect() as conn:
+        job = conn.execute(
+            sa.select(jobs.c.max_cost_usd, jobs.c.total_batches).where(jobs.c.job_id == job_id)
+        ).first()
+        if job is None or job.max_cost_usd is None:
+            return None
+        spent, running = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(b.cost_usd), 0),
+                      sa.func.count().filter(b.status == "running", b.apify_run_id.is_not(None)))
+            .where(b.job_id == job_id)
+        ).one()
+    share = float(job.max_cost_usd) / job.total_batches
+    left = float(job.max_cost_usd) - float(spent) - running * share
+    if left < min_run_usd or left <= 0:
+        return 0.0
+    return min(share, left)
+
+
+@contextmanager
+def callback_to_send(engine, job_id):
+    """Yield (job, record) for an ended job whose callback is still to be sent, else (None, None).
+
+    The job row stays locked (FOR UPDATE SKIP LOCKED) until the block ends, so a duplicate
+    message finds nothing to send while one sender is at it; `record()` marks the callback
+    delivered, `record(error=...)` gives up on it, both committed when the block ends.
+    An exception in the block (a retry) rolls back and frees the row.
+    """
+    j = jobs.c
+    with engine.begin() as conn:
+        row = conn.execute(
+            jobs.select().where(
+                j.job_id == job_id, j.status.in_(ENDED_JOB_STATUSES), j.callback_url.is_not(None),
+                j.callback_delivered_at.is_(None), j.callback_error.is_(None),
+            ).with_for_update(skip_locked=True)
+        ).mappings().first()
+        if row is None:
+            yield None, None
+            return
+
+        def record(error=None):
+            conn.execute(jobs.update().where(j.job_id == job_id).values(
+                callback_delivered_at=None if error else utcnow(), callback_error=error,
+            ))
+
+        yield dict(row), record
+
+
+def mark_budget_exhausted(engine, job_id):
+    with engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(budget_exhausted=True))
 
 
 @dataclass
@@ -524,6 +602,7 @@ class BatchTally:
     male: int = 0
     female: int = 0
     unknown: int = 0
+    cost_usd: float = 0.0  # the Apify usage of the batch's last run
 
 
 def end_batch(engine, claim, tally, error_message=None):
@@ -541,14 +620,16 @@ def end_batch(engine, claim, tally, error_message=None):
             batches.update().where(_held(claim)).values(
                 status="failed" if failed else "succeeded", finished_at=now, lease_expires_at=None,
                 profiles_scraped=tally.scraped, error_message=error_message,
-            )
-        ).rowcount
-        if not ended:
+                cost_usd=batches.c.cost_usd + tally.cost_usd,
+            ).returning(batches.c.cost_usd)
+        ).scalar()
+        if ended is None:
             return None
         metrics.batch_ended(failed, tally.scraped)
         j = jobs.c
         job = conn.execute(
             jobs.update().where(j.job_id == claim.job_id).values(
+                cost_usd=j.cost_usd + ended,
                 batches_done=j.batches_done + 1, batches_failed=j.batches_failed + int(failed),
                 profiles_scraped=j.profiles_scraped + tally.scraped, male_count=j.male_count + tally.male,
                 female_count=j.female_count + tally.female, unknown_count=j.unknown_count + tally.unknown,

@@ -1,0 +1,45 @@
+"""A job's progress as Server-Sent Events (text/event-stream).
+
+The stream reads the job row every SSE_POLL_SECONDS and sends `event: status` with the
+status body whenever it changed; after the status that ends the job it closes. A comment
+line goes out when nothing was sent for SSE_HEARTBEAT_SECONDS, so proxies keep the
+connection open, and the stream closes after SSE_MAX_SECONDS (`event: timeout`) so that no
+connection holds a web thread for ever; EventSource reconnects by itself, as it does after
+any drop. Each open stream holds one thread of the web process: run gunicorn with
+`--worker-class gthread` (the Procfile's `--threads`) and size the threads for the streams.
+"""
+import json
+import time
+
+from utils import storage
+from utils.schemas import status_body
+
+
+def job_events(engine, job_id, settings, clock=time.monotonic, sleep=time.sleep):
+    """Yield the SSE stream of one job, as text chunks."""
+    started = last_sent = clock()
+    last_body = None
+    yield "retry: 3000\n\n"
+    while True:
+        job = storage.get_job(engine, job_id)
+        if job is None:
+            yield _event("deleted", {"job_id": job_id})
+            return
+        body = status_body(job)
+        if body != last_body:
+            yield _event("status", body)
+            last_body, last_sent = body, clock()
+        if job["status"] in storage.ENDED_JOB_STATUSES:
+            return
+        now = clock()
+        if now - started >= settings.sse_max_seconds:
+            yield _event("timeout", {"job_id": job_id, "reconnect": True})
+            return
+        if now - last_sent >= settings.sse_heartbeat_seconds:
+            yield ": keep-alive\n\n"
+            last_sent = now
+        sleep(settings.sse_poll_seconds)
+
+
+def _event(name, data):
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"

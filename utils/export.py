@@ -1,0 +1,61 @@
+"""Every result of a job as CSV or NDJSON, streamed page by page in constant memory.
+
+The rows are read by keyset (`storage.result_page` after the last id), one page of
+EXPORT_PAGE_SIZE at a time, and each page is encoded and handed on before the next is read.
+
+CSV: a header row, then one row per profile; `source_accounts` is joined with ";" (Instagram
+usernames cannot contain it). Text cells that a spreadsheet would read as a formula (starting
+with =, +, -, @, tab or CR) are prefixed with "'" (OWASP's advice on CSV injection): display
+names are written by strangers. NDJSON: one JSON object per line, exactly as the results API
+pages them, `source_accounts` a list.
+"""
+import csv
+import io
+import json
+
+from utils import storage
+
+EXPORT_PAGE_SIZE = 1000
+FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def profiles(engine, job_id, page_size=EXPORT_PAGE_SIZE):
+    """Yield the job's profiles a page (a list) at a time, in the order they were stored."""
+    after_id = None
+    while True:
+        page, next_cursor = storage.result_page(engine, job_id, page_size, after_id=after_id)
+        if page:
+            yield page
+        if next_cursor is None:
+            return
+        after_id = storage.decode_cursor(next_cursor)
+
+
+def stream(engine, job_id, fmt):
+    """Yield the export of `fmt` ("csv" or "ndjson") as text chunks, one per page."""
+    if fmt == "csv":
+        yield _csv_lines([storage.RESULT_COLUMNS])
+        for page in profiles(engine, job_id):
+            yield _csv_lines(_csv_row(profile) for profile in page)
+    else:
+        for page in profiles(engine, job_id):
+            yield "".join(json.dumps(profile, ensure_ascii=False) + "\n" for profile in page)
+
+
+def _csv_lines(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _csv_row(profile):
+    row = []
+    for name in storage.RESULT_COLUMNS:
+        value = profile[name]
+        if name == "source_accounts":
+            value = ";".join(value)
+        elif isinstance(value, str) and value.startswith(_FORMULA_START):
+            value = "'" + value
+        row.append("" if value is None else value)
+    return row

@@ -1,0 +1,144 @@
+"""The JSON the API answers with, as pydantic models.
+
+The OpenAPI document (`api_docs.py`) is generated from these and from the request models
+in `api_async.py`, so the document cannot drift from what is validated and sent. The job
+status body is built here, not in the web layer, because the worker sends the same body
+to a job's `callbackUrl` when the job ends.
+"""
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. invalid_request, job_not_found")
+    message: str
+    details: list[dict] | None = Field(default=None, description="Per-field problems, when there are any")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    error: ErrorDetail
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: Literal["queued"]
+    status_url: str
+    results_url: str
+    total_batches: int
+    accounts: int
+    per_account_limit: int
+
+
+class GenderBreakdown(BaseModel):
+    male: int
+    female: int
+    unknown: int
+
+
+class JobStatus(BaseModel):
+    """`GET /api/job-status/<id>`, each Server-Sent Event, and the callback's body."""
+
+    job_id: str
+    status: JobState
+    progress: float = Field(ge=0, le=100)
+    profiles_scraped: int
+    profiles_kept: int
+    total_batches: int
+    batches_done: int
+    batches_failed: int
+    gender_breakdown: GenderBreakdown
+    target_gender: Literal["male", "female", "any"]
+    min_confidence: float
+    accounts: int
+    per_account_limit: int
+    cost_usd: float = Field(description="Apify usage of the job's finished batches, in USD")
+    max_cost_usd: float | None = Field(description="The job's budget (maxCostUsd), if it has one")
+    budget_exhausted: bool = Field(description="Batches were left unrun because the budget was spent")
+    error_message: str | None
+    created_at: str | None
+    updated_at: str | None
+    completed_at: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus] = Field(description="The key's jobs, newest first")
+    limit: int
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last")
+
+
+class Profile(BaseModel):
+    profile_id: str
+    username: str
+    full_name: str
+    gender: Literal["male", "female", "unknown"]
+    gender_confidence: float
+    is_private: bool | None
+    is_verified: bool | None
+    profile_pic_url: str | None
+    source_accounts: list[str]
+
+
+class ResultsPage(BaseModel):
+    profiles: list[Profile]
+    total: int
+    page: int | None = Field(description="The page asked for; null when paging by cursor")
+    limit: int
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last")
+    status: JobState
+
+
+class JobCancelled(BaseModel):
+    job_id: str
+    status: Literal["cancelled"]
+
+
+class Estimate(BaseModel):
+    """`POST /api/estimate`: what a job would cost, without creating it."""
+
+    accounts: int
+    per_account_limit: int
+    batches: int = Field(description="Apify runs the job starts (one per batch)")
+    max_followers: int = Field(description="Followers the runs may return at most: per_account_limit x accounts")
+    expected_followers: int = Field(description="max_followers, cut to what maxCostUsd affords")
+    expected_cost_usd: float = Field(description="Run start fees plus the price of expected_followers")
+    max_cost_usd: float | None
+    price_per_1000_usd: float
+    run_start_usd: float
+
+
+def iso(value):
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def status_body(job):
+    """A job row as the API shows it."""
+    done = job["batches_done"]
+    progress = 100.0 if job["status"] == "completed" else round(100 * done / job["total_batches"], 1)
+    return {
+        "job_id": job["job_id"],
+        "status": job["status"],
+        "progress": progress,
+        "profiles_scraped": job["profiles_scraped"],
+        "profiles_kept": job["profiles_kept"],
+        "total_batches": job["total_batches"],
+        "batches_done": done,
+        "batches_failed": job["batches_failed"],
+        "gender_breakdown": {"male": job["male_count"], "female": job["female_count"],
+                             "unknown": job["unknown_count"]},
+        "target_gender": job["target_gender"],
+        "min_confidence": job["min_confidence"],
+        "accounts": job["accounts_count"],
+        "per_account_limit": job["per_account_limit"],
+        "cost_usd": round(float(job["cost_usd"] or 0), 6),
+        "max_cost_usd": None if job["max_cost_usd"] is None else float(job["max_cost_usd"]),
+        "budget_exhausted": bool(job["budget_exhausted"]),
+        "error_message": job["error_message"],
+        "created_at": iso(job["created_at"]),
+        "updated_at": iso(job["updated_at"]),
+        "completed_at": iso(job["completed_at"]),
+    }
