@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-from stack import Emulator, Worker, service_env, throwaway_database  # noqa: E402
+from stack import QUEUE, Emulator, Worker, service_env, throwaway_database  # noqa: E402
+
+os.environ["CELERY_QUEUE"] = QUEUE  # this run's apps and workers on their own queue
 
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 # Rate limits are a product feature, not what these scripts measure.

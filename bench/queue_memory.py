@@ -6,7 +6,7 @@ import uuid
 
 import redis
 
-from harness import BENCH_REDIS_URL, machine_limits, stack
+from harness import BENCH_REDIS_URL, QUEUE, machine_limits, stack
 
 from celery_config import SCRAPE_ACCOUNT_BATCH, make_celery
 from utils.config import Settings
@@ -19,15 +19,15 @@ def main():
     with stack() as (env, _emulator, _workers):
         print("\n".join(machine_limits()))
         connection = redis.Redis.from_url(BENCH_REDIS_URL)
-        celery = make_celery(Settings(redis_url=BENCH_REDIS_URL, database_url=env["DATABASE_URL"]))
+        celery = make_celery(Settings(redis_url=BENCH_REDIS_URL, database_url=env["DATABASE_URL"], celery_queue=QUEUE))
         before = connection.info("memory")["used_memory"]
         job_id = str(uuid.uuid4())
         with celery.producer_or_acquire() as producer:
             for index in range(args.batches):
                 celery.send_task(SCRAPE_ACCOUNT_BATCH, args=[job_id, index], producer=producer)
         after = connection.info("memory")["used_memory"]
-        queued = connection.llen("celery")
-        message = connection.lindex("celery", 0)
+        queued = connection.llen(QUEUE)
+        message = connection.lindex(QUEUE, 0)
         per_message = (after - before) / queued
     print(f"{queued:,} batch messages queued: {(after - before) / 1e6:.1f} MB of Redis memory, "
           f"{per_message:,.0f} bytes per batch (one message is {len(message):,} bytes of JSON)")

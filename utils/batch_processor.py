@@ -55,6 +55,9 @@ def write_profiles(engine, job_id, rows):
     """Upsert `rows` (dicts with a `sources` list) for the job; returns how many were new."""
     if not rows:
         return 0
+    # In profile order: concurrent batches that share followers then lock the rows they
+    # both touch in the same order, and cannot deadlock.
+    rows = sorted(rows, key=lambda row: row["profile_id"])
     now = utcnow()
     values = [
         {**{k: v for k, v in row.items() if k != "sources"},
@@ -85,7 +88,7 @@ def _insert_new(conn, values):
     return set(conn.execute(insert.returning(results.c.profile_id), values).scalars())
 
 
-# Per connection, emptied at every commit; `position` keeps the chunk's order in the result ids.
+# Per connection, emptied at every commit; `position` keeps the chunk's (profile) order.
 _STAGED = [c.name for c in results.c if c.name != "id"]
 _staging = sa.Table(
     "scrape_results_staging", sa.MetaData(), sa.Column("position", sa.Integer),
