@@ -10,6 +10,7 @@ from functools import cache
 from itertools import islice
 
 import sqlalchemy.exc
+from celery.exceptions import SoftTimeLimitExceeded
 
 from celery_config import (ABORT_RUNS, DISPATCH_JOB, NOTIFY_JOB_END, PURGE, RECONCILE, SCRAPE_ACCOUNT_BATCH,
                            make_celery)
@@ -88,6 +89,19 @@ def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
         _stop(claim, exc, where)  # the job was deleted while the batch ran
     except (TransientApifyError, *DATABASE_AWAY) as exc:
         _retry_or_fail(self, claim, exc, where)
+    except Exception as exc:
+        # The time limit or a bug, not a fault a retry cures: end the batch (and its Apify
+        # run) so the job does not wait for it forever, and let the error reach the log and Sentry.
+        log.exception("%s: unexpected error; the batch fails", where)
+        if isinstance(exc, SoftTimeLimitExceeded):
+            message = f"the batch ran past its time limit ({settings.task_time_limit_seconds} s)"
+        else:
+            message = f"internal error in the worker ({type(exc).__name__})"
+        run_id = storage.batch_run_id(engine(), job_id, batch_index)
+        if run_id:
+            abort_runs([run_id])
+        _ended(job_id, storage.end_batch(engine(), claim, storage.BatchTally(), error_message=message))
+        raise
 
 
 def _scrape(claim):
@@ -157,9 +171,10 @@ def _retry_or_fail(task, claim, exc, where):
     raise task.retry(countdown=countdown, kwargs={"resume_attempt": claim.attempt}, exc=exc)
 
 
-def backoff(retries):
-    """Seconds before retry number `retries + 1`: doubling, capped, with half of it jittered."""
-    ceiling = min(settings.retry_backoff_max_seconds, settings.retry_backoff_seconds * 2 ** retries)
+def backoff(retries, base=None):
+    """Seconds before retry number `retries + 1`: doubling from `base`, capped, with half of it jittered."""
+    first = settings.retry_backoff_seconds if base is None else base
+    ceiling = min(settings.retry_backoff_max_seconds, first * 2 ** retries)
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -189,7 +204,7 @@ def notify_job_end(self, job_id):
                 log.error("job %s: callback failed after %d retries: %s", job_id, retries, exc)
                 record(error=str(exc))
                 return
-            countdown = min(settings.retry_backoff_max_seconds, settings.webhook_retry_backoff_seconds * 2 ** retries)
+            countdown = backoff(retries, base=settings.webhook_retry_backoff_seconds)
             log.warning("job %s: callback: %s; retry %d in %.1fs", job_id, exc, retries + 1, countdown)
             raise self.retry(countdown=countdown, exc=exc) from None
         record()

@@ -208,3 +208,17 @@ def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, 
     assert len(_runs_of(emulator, accounts)) == 10
     done = [log.count(f"job {job_id} batch") for log in (first.log(), second.log())]
     print(f"\ntwo workers: batches finished per worker {done}; 10 redeliveries changed nothing")
+
+
+def test_a_batch_past_its_time_limit_fails_and_stops_its_run(client, start, emulator):
+    emulator.configure(run_duration_s=60)
+    worker = start(TASK_TIME_LIMIT_SECONDS=10, APIFY_POLL_SECONDS=1, BATCH_LEASE_SECONDS=5)  # soft limit: 5 s
+    accounts = [f"slow{i}" for i in range(3)]
+    job_id = submit(client, accounts, total=30)["job_id"]
+
+    status = wait_for_job(client, job_id, timeout=60)
+    assert (status["status"], status["batches_failed"]) == ("failed", 1)
+    assert "ran past its time limit" in status["error_message"]
+    (run,) = _runs_of(emulator, accounts)
+    assert run["status"] == "ABORTED"
+    assert "SoftTimeLimitExceeded" in worker.log()
