@@ -1,12 +1,9 @@
-"""The Flask application factory, error envelope, health checks and command-line commands.
+"""The Flask application factory, error envelope and health checks.
 
-`gunicorn wsgi:app` serves the API; `flask --app app migrate | create-api-key NAME |
-revoke-api-key NAME | reconcile | purge` look after it.
+`gunicorn wsgi:app` serves the API; `flask --app app <command>` runs the commands in cli.py.
 """
-import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import with_appcontext
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
@@ -14,8 +11,8 @@ import cli
 from dashboard import bp as dashboard_bp
 from api_async import ApiError, bp as api_bp, limiter
 from api_docs import bp as api_docs_bp
-from celery_config import make_celery, publish_batch, request_abort
-from utils import maintenance, metrics, storage
+from celery_config import make_celery
+from utils import metrics, storage
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets
 
@@ -40,8 +37,7 @@ def create_app(config=None):
     app.add_url_rule("/readyz", view_func=readyz)
     app.add_url_rule("/metrics", view_func=metrics_view)
     _register_error_handlers(app)
-    for command in (migrate_command, create_api_key_command, revoke_api_key_command, reconcile_command,
-                    purge_command, *cli.COMMANDS):
+    for command in cli.COMMANDS:
         app.cli.add_command(command)
     return app
 
@@ -103,57 +99,3 @@ def _register_error_handlers(app):
     def unexpected_error(exc):
         app.logger.exception("unhandled error")
         return _error(500, "internal_error", "Something went wrong on our side.")
-
-
-def _engine():
-    return current_app.extensions["engine"]
-
-
-@click.command("migrate")
-@with_appcontext
-def migrate_command():
-    """Apply the SQL files in migrations/ that have not run yet."""
-    applied = storage.migrate(_engine())
-    click.echo(f"applied: {', '.join(applied)}" if applied else "schema up to date")
-
-
-@click.command("create-api-key")
-@with_appcontext
-@click.argument("name")
-def create_api_key_command(name):
-    """Create an API key called NAME and print it (it is shown only this once)."""
-    try:
-        key = storage.create_api_key(_engine(), name)
-    except sa.exc.IntegrityError:
-        raise click.ClickException(f"a live key called {name!r} exists; revoke it first") from None
-    click.echo(key)
-
-
-@click.command("revoke-api-key")
-@with_appcontext
-@click.argument("name")
-def revoke_api_key_command(name):
-    """Revoke the API key called NAME; its jobs stay, unreachable."""
-    if not storage.revoke_api_key(_engine(), name):
-        raise click.ClickException(f"no live key called {name!r}")
-    click.echo(f"revoked {name}")
-
-
-@click.command("reconcile")
-@with_appcontext
-def reconcile_command():
-    """Re-enqueue batches whose messages were lost (what the clock runs every minute)."""
-    celery = current_app.extensions["celery"]
-    count = maintenance.reconcile(_engine(), current_app.config["SETTINGS"],
-                                  lambda job_id, index: publish_batch(celery, job_id, index))
-    click.echo(f"re-enqueued {count} batches")
-
-
-@click.command("purge")
-@with_appcontext
-def purge_command():
-    """Delete jobs older than RESULTS_TTL_DAYS, with their batches and results."""
-    celery = current_app.extensions["celery"]
-    count = maintenance.purge(_engine(), current_app.config["SETTINGS"],
-                              lambda run_ids: request_abort(celery, run_ids))
-    click.echo(f"purged {count} jobs")

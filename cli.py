@@ -1,5 +1,9 @@
 """Operator commands that work on the database and the queue directly (no API key, no HTTP):
 
+    flask --app app migrate                     apply the SQL files in migrations/ not yet run
+    flask --app app create-api-key NAME         print a new key (shown once); revoke-api-key NAME
+    flask --app app reconcile                   re-enqueue lost batches once (the clock does it every minute)
+    flask --app app purge                       delete jobs older than RESULTS_TTL_DAYS once
     flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
     flask --app app jobs
 
@@ -13,6 +17,7 @@ import time
 import typing
 
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 from rich.console import Console
@@ -20,7 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api_async import ApiError, ScrapeRequest, parse_scrape_spec, submit_job
-from utils import storage
+from celery_config import publish_batch, request_abort
+from utils import maintenance, storage
 
 GENDERS = typing.get_args(ScrapeRequest.model_fields["targetGender"].annotation)
 ENDED = ("completed", "failed", "cancelled")
@@ -116,4 +122,55 @@ def jobs_command(limit):
     Console(width=140).print(table)
 
 
-COMMANDS = (scrape_command, jobs_command)
+@click.command("migrate")
+@with_appcontext
+def migrate_command():
+    """Apply the SQL files in migrations/ that have not run yet."""
+    applied = storage.migrate(_engine())
+    click.echo(f"applied: {', '.join(applied)}" if applied else "schema up to date")
+
+
+@click.command("create-api-key")
+@with_appcontext
+@click.argument("name")
+def create_api_key_command(name):
+    """Create an API key called NAME and print it (it is shown only this once)."""
+    try:
+        key = storage.create_api_key(_engine(), name)
+    except sa.exc.IntegrityError:
+        raise click.ClickException(f"a live key called {name!r} exists; revoke it first") from None
+    click.echo(key)
+
+
+@click.command("revoke-api-key")
+@with_appcontext
+@click.argument("name")
+def revoke_api_key_command(name):
+    """Revoke the API key called NAME; its jobs stay, unreachable."""
+    if not storage.revoke_api_key(_engine(), name):
+        raise click.ClickException(f"no live key called {name!r}")
+    click.echo(f"revoked {name}")
+
+
+@click.command("reconcile")
+@with_appcontext
+def reconcile_command():
+    """Re-enqueue batches whose messages were lost (what the clock runs every minute)."""
+    celery = current_app.extensions["celery"]
+    count = maintenance.reconcile(_engine(), current_app.config["SETTINGS"],
+                                  lambda job_id, index: publish_batch(celery, job_id, index))
+    click.echo(f"re-enqueued {count} batches")
+
+
+@click.command("purge")
+@with_appcontext
+def purge_command():
+    """Delete jobs older than RESULTS_TTL_DAYS, with their batches and results."""
+    celery = current_app.extensions["celery"]
+    count = maintenance.purge(_engine(), current_app.config["SETTINGS"],
+                              lambda run_ids: request_abort(celery, run_ids))
+    click.echo(f"purged {count} jobs")
+
+
+COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, reconcile_command, purge_command,
+            scrape_command, jobs_command)

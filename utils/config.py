@@ -46,11 +46,19 @@ def _input_template(raw):
 
 
 _input_template.__name__ = "JSON object"
+_PARSERS = {str: str, int: int, float: float, dict: _input_template}
+
+
+def setting(default, *, minimum=None, maximum=None):
+    """A field with bounds that `from_env` enforces."""
+    bounds = {key: value for key, value in (("minimum", minimum), ("maximum", maximum)) if value is not None}
+    return field(default=default, metadata=bounds)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Typed settings. Field names are the environment variable names, lower-cased."""
+    """Typed settings. Field names are the environment variable names, lower-cased; a field's
+    type says how its variable is parsed and `setting(...)` gives its bounds."""
 
     # Storage and messaging. Empty means the embedded default under `instance_path`.
     database_url: str = ""
@@ -63,29 +71,29 @@ class Settings:
     apify_actor_id: str = DEFAULT_ACTOR_ID
     apify_api_url: str = "https://api.apify.com"
     apify_input_template: dict = field(default_factory=lambda: dict(DEFAULT_INPUT_TEMPLATE))
-    apify_http_retries: int = 2
-    apify_http_retry_delay_ms: int = 500
-    apify_run_timeout_seconds: int = 3600
-    apify_memory_mbytes: int = 1024
-    apify_poll_seconds: int = 10
+    apify_http_retries: int = setting(2, minimum=0)
+    apify_http_retry_delay_ms: int = setting(500, minimum=1)
+    apify_run_timeout_seconds: int = setting(3600, minimum=1)
+    apify_memory_mbytes: int = setting(1024, minimum=128, maximum=32768)
+    apify_poll_seconds: int = setting(10, minimum=1)
 
     # The API and the pipeline.
-    max_request_bytes: int = 10 * 1024 * 1024
-    batch_size: int = 50
-    max_accounts: int = 100_000
-    max_total_scrape_count: int = 10_000_000
-    write_chunk_size: int = 1000
-    batch_max_retries: int = 3
-    retry_backoff_seconds: float = 10.0
-    retry_backoff_max_seconds: float = 600.0
-    batch_lease_seconds: int = 300
-    task_time_limit_seconds: int = 3 * 3600
-    broker_visibility_timeout_seconds: int = 4 * 3600
+    max_request_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
+    batch_size: int = setting(50, minimum=1)
+    max_accounts: int = setting(100_000, minimum=1)
+    max_total_scrape_count: int = setting(10_000_000, minimum=1)
+    write_chunk_size: int = setting(1000, minimum=1, maximum=1000)
+    batch_max_retries: int = setting(3, minimum=0)
+    retry_backoff_seconds: float = setting(10.0, minimum=0)
+    retry_backoff_max_seconds: float = setting(600.0, minimum=0)
+    batch_lease_seconds: int = setting(300, minimum=2)
+    task_time_limit_seconds: int = setting(3 * 3600, minimum=10)
+    broker_visibility_timeout_seconds: int = setting(4 * 3600, minimum=60)
 
     # Upkeep and access.
-    requeue_stalled_seconds: int = 600
-    reconcile_interval_seconds: int = 60
-    results_ttl_days: float = 30
+    requeue_stalled_seconds: int = setting(600, minimum=1)
+    reconcile_interval_seconds: int = setting(60, minimum=1)
+    results_ttl_days: float = setting(30, minimum=0)
     rate_limit_create: str = "60/minute"
     rate_limit_read: str = "1200/minute"
 
@@ -95,73 +103,31 @@ class Settings:
     prometheus_multiproc_dir: str = ""
 
     # Cost estimates and budgets: what Apify charges for the follower actor.
-    apify_price_per_1000_usd: float = 0.70
-    apify_run_start_usd: float = 0.00005
+    apify_price_per_1000_usd: float = setting(0.70, minimum=0)
+    apify_run_start_usd: float = setting(0.00005, minimum=0)
 
     # Job-end callbacks (`callbackUrl`), signed with HMAC-SHA256; unset refuses callbackUrl.
     webhook_signing_secret: str = ""
-    webhook_max_retries: int = 6
-    webhook_retry_backoff_seconds: float = 5.0
-    webhook_timeout_seconds: float = 10.0
+    webhook_max_retries: int = setting(6, minimum=0, maximum=20)
+    webhook_retry_backoff_seconds: float = setting(5.0, minimum=0)
+    webhook_timeout_seconds: float = setting(10.0, minimum=0.1)
 
     # Server-Sent Events: how often a stream looks at the job, and for how long it stays open.
-    sse_poll_seconds: float = 1.0
-    sse_heartbeat_seconds: float = 15.0
-    sse_max_seconds: int = 600
+    sse_poll_seconds: float = setting(1.0, minimum=0.05)
+    sse_heartbeat_seconds: float = setting(15.0, minimum=1)
+    sse_max_seconds: int = setting(600, minimum=1)
 
     @classmethod
     def from_env(cls, load_dotenv_file=True):
+        """Every field from the environment variable of its name in capitals; unset or empty
+        keeps the default."""
         if load_dotenv_file:
             load_dotenv(PROJECT_ROOT / ".env")
-        d = cls()
-        settings = cls(
-            database_url=_env("DATABASE_URL", str, d.database_url),
-            redis_url=_env("REDIS_URL", str, d.redis_url),
-            instance_path=_env("INSTANCE_PATH", str, d.instance_path),
-            celery_queue=_env("CELERY_QUEUE", str, d.celery_queue),
-            apify_token=_env("APIFY_TOKEN", str, d.apify_token),
-            apify_actor_id=_env("APIFY_ACTOR_ID", str, d.apify_actor_id),
-            apify_api_url=_env("APIFY_API_URL", str, d.apify_api_url),
-            apify_input_template=_env("APIFY_INPUT_TEMPLATE", _input_template, d.apify_input_template),
-            apify_http_retries=_env("APIFY_HTTP_RETRIES", int, d.apify_http_retries, minimum=0),
-            apify_http_retry_delay_ms=_env("APIFY_HTTP_RETRY_DELAY_MS", int, d.apify_http_retry_delay_ms, minimum=1),
-            apify_run_timeout_seconds=_env("APIFY_RUN_TIMEOUT_SECONDS", int, d.apify_run_timeout_seconds, minimum=1),
-            apify_memory_mbytes=_env("APIFY_MEMORY_MBYTES", int, d.apify_memory_mbytes, minimum=128, maximum=32768),
-            apify_poll_seconds=_env("APIFY_POLL_SECONDS", int, d.apify_poll_seconds, minimum=1),
-            max_request_bytes=_env("MAX_REQUEST_BYTES", int, d.max_request_bytes, minimum=1024),
-            batch_size=_env("BATCH_SIZE", int, d.batch_size, minimum=1),
-            max_accounts=_env("MAX_ACCOUNTS", int, d.max_accounts, minimum=1),
-            max_total_scrape_count=_env("MAX_TOTAL_SCRAPE_COUNT", int, d.max_total_scrape_count, minimum=1),
-            write_chunk_size=_env("WRITE_CHUNK_SIZE", int, d.write_chunk_size, minimum=1, maximum=1000),
-            batch_max_retries=_env("BATCH_MAX_RETRIES", int, d.batch_max_retries, minimum=0),
-            retry_backoff_seconds=_env("RETRY_BACKOFF_SECONDS", float, d.retry_backoff_seconds, minimum=0),
-            retry_backoff_max_seconds=_env("RETRY_BACKOFF_MAX_SECONDS", float, d.retry_backoff_max_seconds, minimum=0),
-            batch_lease_seconds=_env("BATCH_LEASE_SECONDS", int, d.batch_lease_seconds, minimum=2),
-            task_time_limit_seconds=_env("TASK_TIME_LIMIT_SECONDS", int, d.task_time_limit_seconds, minimum=10),
-            broker_visibility_timeout_seconds=_env(
-                "BROKER_VISIBILITY_TIMEOUT_SECONDS", int, d.broker_visibility_timeout_seconds, minimum=60
-            ),
-            requeue_stalled_seconds=_env("REQUEUE_STALLED_SECONDS", int, d.requeue_stalled_seconds, minimum=1),
-            reconcile_interval_seconds=_env(
-                "RECONCILE_INTERVAL_SECONDS", int, d.reconcile_interval_seconds, minimum=1
-            ),
-            results_ttl_days=_env("RESULTS_TTL_DAYS", float, d.results_ttl_days, minimum=0),
-            rate_limit_create=_env("RATE_LIMIT_CREATE", str, d.rate_limit_create),
-            rate_limit_read=_env("RATE_LIMIT_READ", str, d.rate_limit_read),
-            sentry_dsn=_env("SENTRY_DSN", str, d.sentry_dsn),
-            prometheus_multiproc_dir=_env("PROMETHEUS_MULTIPROC_DIR", str, d.prometheus_multiproc_dir),
-            apify_price_per_1000_usd=_env("APIFY_PRICE_PER_1000_USD", float, d.apify_price_per_1000_usd, minimum=0),
-            apify_run_start_usd=_env("APIFY_RUN_START_USD", float, d.apify_run_start_usd, minimum=0),
-            webhook_signing_secret=_env("WEBHOOK_SIGNING_SECRET", str, d.webhook_signing_secret),
-            webhook_max_retries=_env("WEBHOOK_MAX_RETRIES", int, d.webhook_max_retries, minimum=0, maximum=20),
-            webhook_retry_backoff_seconds=_env(
-                "WEBHOOK_RETRY_BACKOFF_SECONDS", float, d.webhook_retry_backoff_seconds, minimum=0
-            ),
-            webhook_timeout_seconds=_env("WEBHOOK_TIMEOUT_SECONDS", float, d.webhook_timeout_seconds, minimum=0.1),
-            sse_poll_seconds=_env("SSE_POLL_SECONDS", float, d.sse_poll_seconds, minimum=0.05),
-            sse_heartbeat_seconds=_env("SSE_HEARTBEAT_SECONDS", float, d.sse_heartbeat_seconds, minimum=1),
-            sse_max_seconds=_env("SSE_MAX_SECONDS", int, d.sse_max_seconds, minimum=1),
-        )
+        defaults = cls()
+        settings = cls(**{
+            f.name: _env(f.name.upper(), _PARSERS[f.type], getattr(defaults, f.name), **f.metadata)
+            for f in fields(cls)
+        })
         settings.check()
         return settings
 
