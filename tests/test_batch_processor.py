@@ -98,3 +98,30 @@ def test_pages_by_cursor_and_by_number_agree(db, limit):
         by_number += storage.result_page(db, claim.job_id, limit, offset=n)[0]
     assert [p["profile_id"] for p in by_cursor] == [str(i) for i in range(7)]
     assert by_number == by_cursor
+
+
+def test_a_profile_stored_meanwhile_by_another_batch_is_merged_not_duplicated(engine):
+    """Postgres: the COPY meets a row another batch has not committed yet, and falls back."""
+    import threading
+
+    claim = _claim(engine)
+    other = engine.connect()
+    racing = other.begin()
+    other.execute(storage.results.insert().values(
+        job_id=claim.job_id, profile_id="race", username="racer", full_name="", gender="unknown",
+        gender_confidence=0.0, source_accounts="adidas", created_at=storage.utcnow(),
+    ))
+    written = []
+    writer = threading.Thread(target=lambda: written.append(process_chunk(
+        engine, claim, [_follower("race", "", "nike", "racer"), _follower("fresh", "", "nike")], storage.BatchTally(),
+    )))
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive(), "the COPY waits for the other batch's row"
+    racing.commit()
+    other.close()
+    writer.join(10)
+    assert written == [1]
+    rows = {row["profile_id"]: row for row in _rows(engine, claim.job_id)}
+    assert set(rows) == {"race", "fresh"}
+    assert rows["race"]["source_accounts"] == "adidas,nike"
