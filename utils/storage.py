@@ -676,7 +676,7 @@ def result_page(engine, job_id, limit, *, after_id=None, offset=0):
     query = (
         sa.select(results.c.id, *(results.c[name] for name in RESULT_COLUMNS))
         .where(results.c.job_id == job_id)
-        .order_by(results.c.id)
+        .order_by(results.c.job_id, results.c.id)
         .limit(limit + 1)
     )
     if after_id is not None:
@@ -684,6 +684,10 @@ def result_page(engine, job_id, limit, *, after_id=None, offset=0):
     elif offset:
         query = query.offset(offset)
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # Walk the (job_id, id) index in order. Until statistics know a big job, the
+            # planner guesses it is small and would rather fetch all of its rows and sort them.
+            conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
         rows = conn.execute(query).all()
     page = [_profile(row) for row in rows[:limit]]
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
