@@ -65,6 +65,7 @@ def service_settings(postgres_url, redis_url, emulator_process, metrics_dir):
     return service_env(postgres_url, redis_url, emulator_process.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
                        APIFY_HTTP_RETRIES="0",
                        RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1", BATCH_LEASE_SECONDS="30",
+                       APIFY_POLL_SECONDS="1",
                        WEBHOOK_SIGNING_SECRET=WEBHOOK_SECRET, WEBHOOK_RETRY_BACKOFF_SECONDS="0.2")
 
 

@@ -1,5 +1,8 @@
-"""`flask scrape` and `flask jobs` through the app's CLI runner, with the real worker and emulator."""
+"""The operator commands through the app's CLI runner, with the real worker and emulator."""
 import csv
+from datetime import timedelta
+
+import sqlalchemy as sa
 
 from conftest import all_results, authorised_client, submit
 from utils import storage
@@ -60,3 +63,27 @@ def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if job_id in line)
     assert "cancelled" in line and "0/1" in line
+
+
+def test_reconcile_and_purge_run_once(app, engine):
+    runner = app.test_cli_runner()
+    job_id, _ = storage.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
+                                   min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50)
+    storage.claim_batch(engine, job_id, 0, lease_seconds=60)
+    with engine.begin() as conn:  # the worker holding the batch died long ago
+        conn.execute(storage.batches.update().where(storage.batches.c.job_id == job_id)
+                     .values(lease_expires_at=storage.utcnow() - timedelta(minutes=5)))
+    result = runner.invoke(args=["reconcile"])
+    assert result.exit_code == 0 and result.output.startswith("re-enqueued ")
+    assert int(result.output.split()[1]) >= 1
+    storage.cancel_job(engine, job_id)
+
+    with engine.begin() as conn:
+        conn.execute(storage.jobs.update().where(storage.jobs.c.job_id == job_id)
+                     .values(created_at=storage.utcnow() - timedelta(days=400)))
+    result = runner.invoke(args=["purge"])
+    assert result.exit_code == 0 and result.output.startswith("purged ")
+    assert storage.get_job(engine, job_id) is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(storage.batches)
+                            .where(storage.batches.c.job_id == job_id)).scalar() == 0
