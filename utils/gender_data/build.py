@@ -86,32 +86,32 @@ def _namdict_mass(freqs: str) -> float:
     return 3.0 + math.log2(1.0 + total)
 
 
-def load_namdict(acc):
+def namdict_lines():
+    """The name lines of gender-guesser's nam_dict.txt (after its header, no comments)."""
     import gender_guesser
 
     path = os.path.join(os.path.dirname(gender_guesser.__file__), "data", "nam_dict.txt")
     started = False
-    n = 0
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if not started:
-                if line.startswith("###  begin of name list"):
-                    started = True
-                continue
-            if line.startswith("#") or len(line) < 30:
-                continue
-            code = line[:2].strip()
-            if code not in _CODE_PF:
-                continue  # '=' equivalence lines and oddities
-            name = line[3:29].strip()
-            if not name:
-                continue
-            pf = _CODE_PF[code]
-            mass = _namdict_mass(line[30:85])
-            key = norm_key(name)
-            acc[key][0] += mass * pf
-            acc[key][1] += mass * (1 - pf)
-            n += 1
+                started = line.startswith("###  begin of name list")
+            elif not line.startswith("#"):
+                yield line
+
+
+def load_namdict(acc):
+    n = 0
+    for line in namdict_lines():
+        code, name = line[:2].strip(), line[3:29].strip()
+        if len(line) < 30 or code not in _CODE_PF or not name:
+            continue  # '=' equivalence lines and oddities
+        pf = _CODE_PF[code]
+        mass = _namdict_mass(line[30:85])
+        key = norm_key(name)
+        acc[key][0] += mass * pf
+        acc[key][1] += mass * (1 - pf)
+        n += 1
     return n
 
 
@@ -177,32 +177,25 @@ def load_japanese(ja):
     Faker ja_JP's romanised first names. Used by utils.gender only when a display name
     reads as Japanese (a Japanese surname), where names like Kanta, Yuma or Taiga are
     men's names although nam_dict lists them as women's names elsewhere (India, Latvia)."""
-    import gender_guesser
     from faker.providers.person.ja_JP import Provider
 
-    path = os.path.join(os.path.dirname(gender_guesser.__file__), "data", "nam_dict.txt")
-    started = False
     n = 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not started:
-                started = line.startswith("###  begin of name list")
-                continue
-            if line.startswith("#") or len(line) <= _NAMDICT_JAPAN_COL:
-                continue
-            code = line[:2].strip()
-            f = line[_NAMDICT_JAPAN_COL].strip()
-            if code not in _CODE_PF or not f:
-                continue
-            try:
-                mass = 3.0 + int(f, 16) / 2.0
-            except ValueError:
-                continue
-            key = norm_key(line[3:29].strip())
-            pf = _CODE_PF[code]
-            ja[key][0] += mass * pf
-            ja[key][1] += mass * (1 - pf)
-            n += 1
+    for line in namdict_lines():
+        if len(line) <= _NAMDICT_JAPAN_COL:
+            continue
+        code = line[:2].strip()
+        f = line[_NAMDICT_JAPAN_COL].strip()
+        if code not in _CODE_PF or not f:
+            continue
+        try:
+            mass = 3.0 + int(f, 16) / 2.0
+        except ValueError:
+            continue
+        key = norm_key(line[3:29].strip())
+        pf = _CODE_PF[code]
+        ja[key][0] += mass * pf
+        ja[key][1] += mass * (1 - pf)
+        n += 1
     for attr, g in (("first_romanized_names_female", 0), ("first_romanized_names_male", 1)):
         for name in set(getattr(Provider, attr, ()) or ()):
             ja[norm_key(name)][g] += 3.0
