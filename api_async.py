@@ -180,10 +180,7 @@ def job_status(job_id):
 def list_jobs():
     """The key's jobs, newest first, `limit` (1-100, default 20) a page, paged by `cursor`."""
     limit = _int_arg("limit", 20, 1, 100)
-    try:
-        before = storage.decode_job_cursor(request.args["cursor"]) if "cursor" in request.args else None
-    except ValueError:
-        raise ApiError(400, "invalid_cursor", "The cursor is not one this API issued.") from None
+    before = _cursor_arg(storage.decode_job_cursor)
     jobs, next_cursor = storage.list_jobs(_engine(), g.api_key_id, limit, before=before)
     return {"jobs": [status_body(job) for job in jobs], "limit": limit, "next_cursor": next_cursor}
 
@@ -193,14 +190,10 @@ def list_jobs():
 def job_results(job_id):
     job = _job_or_404(job_id)
     limit = _int_arg("limit", 1000, 1, 1000)
-    cursor = request.args.get("cursor")
-    if cursor is not None:
-        if "page" in request.args:
-            raise ApiError(400, "invalid_request", "Use either page or cursor, not both.")
-        try:
-            after_id = storage.decode_cursor(cursor)
-        except ValueError:
-            raise ApiError(400, "invalid_cursor", "The cursor is not one this API issued.") from None
+    if "cursor" in request.args and "page" in request.args:
+        raise ApiError(400, "invalid_request", "Use either page or cursor, not both.")
+    after_id = _cursor_arg(storage.decode_cursor)
+    if after_id is not None:
         page = None
         profiles, next_cursor = storage.result_page(_engine(), job["job_id"], limit, after_id=after_id)
     else:
@@ -238,7 +231,7 @@ def cancel_job(job_id):
     """Stop a job: batches not started never call Apify; running Apify runs are aborted."""
     job = _job_or_404(job_id)
     if job["status"] in storage.ACTIVE_JOB_STATUSES and storage.cancel_job(_engine(), job["job_id"]):
-        _notify_job_end(job["job_id"])
+        _send_follow_up(notify_job_end, job["job_id"], what=f"the callback of job {job['job_id']}")
     job = _job_or_404(job_id)
     if job["status"] != "cancelled":
         raise ApiError(409, "job_finished", f"The job already ended {job['status']}.")
@@ -251,19 +244,27 @@ def delete_job(job_id):
     """Delete the job, its batches and its results."""
     job = _job_or_404(job_id)
     running = storage.delete_job(_engine(), job["job_id"])
-    if running:
-        try:
-            request_abort(current_app.extensions["celery"], running)
-        except Exception as exc:  # the runs then end on their own, capped by their item limits
-            current_app.logger.warning("could not request abort of %d Apify runs: %s", len(running), exc)
+    if running:  # unaborted, the runs end on their own, capped by their item limits
+        _send_follow_up(request_abort, running, what=f"the abort of {len(running)} Apify runs")
     return "", 204
 
 
-def _notify_job_end(job_id):
+def _send_follow_up(send, *args, what):
+    """Queue a message that follows a change already committed; the change stands if Redis is away."""
     try:
-        notify_job_end(current_app.extensions["celery"], job_id)
-    except Exception as exc:  # kombu raises several types; the cancel itself stands
-        current_app.logger.warning("could not queue the callback of job %s: %s", job_id, type(exc).__name__)
+        send(current_app.extensions["celery"], *args)
+    except Exception as exc:  # kombu raises several types
+        current_app.logger.warning("could not queue %s: %s", what, type(exc).__name__)
+
+
+def _cursor_arg(decode):
+    """The `cursor` query argument decoded, or None without one."""
+    if "cursor" not in request.args:
+        return None
+    try:
+        return decode(request.args["cursor"])
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "The cursor is not one this API issued.") from None
 
 
 def _job_or_404(job_id):

@@ -306,20 +306,17 @@ def list_jobs(engine, api_key_id, limit, *, before=None):
 
 
 def encode_job_cursor(job):
-    text = f"j:{job['created_at'].isoformat()}|{job['job_id']}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return _encode_token("j", f"{job['created_at'].isoformat()}|{job['job_id']}")
 
 
 def decode_job_cursor(cursor):
     """(created_at, job_id) a jobs cursor points before; ValueError for anything we did not issue."""
+    created_at, _, job_id = _decode_token("j", cursor).partition("|")
+    if not _is_uuid(job_id):
+        raise ValueError("malformed cursor")
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, rest = text.partition(":")
-        created_at, _, job_id = rest.partition("|")
-        if prefix != "j" or not _is_uuid(job_id):
-            raise ValueError
         return datetime.fromisoformat(created_at), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except ValueError:
         raise ValueError("malformed cursor") from None
 
 
@@ -653,19 +650,32 @@ RESULT_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confi
 
 
 def encode_cursor(last_id):
-    return base64.urlsafe_b64encode(f"r:{last_id}".encode()).decode().rstrip("=")
+    return _encode_token("r", str(last_id))
 
 
 def decode_cursor(cursor):
     """The result id a cursor points after; ValueError for anything we did not issue."""
+    number = _decode_token("r", cursor)
+    if not number.isdigit() or len(number) > 19:
+        raise ValueError("malformed cursor")
+    return int(number)
+
+
+def _encode_token(kind, text):
+    """An opaque cursor: `kind:text`, base64url without padding."""
+    return base64.urlsafe_b64encode(f"{kind}:{text}".encode()).decode().rstrip("=")
+
+
+def _decode_token(kind, cursor):
+    """The text of a cursor of this kind; ValueError for anything else."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError("malformed cursor") from None
-    prefix, _, number = text.partition(":")
-    if prefix != "r" or not number.isdigit() or len(number) > 19:
+    prefix, _, rest = text.partition(":")
+    if prefix != kind:
         raise ValueError("malformed cursor")
-    return int(number)
+    return rest
 
 
 def result_page(engine, job_id, limit, *, after_id=None, offset=0):
