@@ -12,7 +12,6 @@
 identically; a worker (`celery -A tasks worker`) must be running for it to progress. Jobs
 made here belong to no API key: `flask jobs` lists them, the dashboard does not.
 """
-import csv
 import time
 import typing
 
@@ -26,7 +25,7 @@ from rich.table import Table
 
 from api_async import ApiError, ScrapeRequest, parse_scrape_spec, submit_job
 from celery_config import publish_batch, request_abort
-from utils import maintenance, storage
+from utils import export, maintenance, storage
 
 GENDERS = typing.get_args(ScrapeRequest.model_fields["targetGender"].annotation)
 ENDED = ("completed", "failed", "cancelled")
@@ -67,7 +66,8 @@ def scrape_command(accounts, gender, total, min_confidence, wait, out, poll):
     if final["error_message"]:
         click.echo(f"  {final['error_message']}")
     if out:
-        click.echo(f"wrote {_write_csv(job_id, out)} profiles to {out}")
+        _write_csv(job_id, out)
+        click.echo(f"wrote {final['profiles_kept']} profiles to {out}")
     if final["status"] != "completed":
         raise SystemExit(1)
 
@@ -93,19 +93,9 @@ def _watch(job_id, poll):
 
 
 def _write_csv(job_id, path):
-    """Every result of the job, walked by keyset, one CSV row each; returns the row count."""
-    count, after_id = 0, None
+    """The job's CSV export, exactly as the API serves it (utils/export.py), into `path`."""
     with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=storage.RESULT_COLUMNS)
-        writer.writeheader()
-        while True:
-            profiles, cursor = storage.result_page(_engine(), job_id, 1000, after_id=after_id)
-            for profile in profiles:
-                writer.writerow({**profile, "source_accounts": ";".join(profile["source_accounts"])})
-            count += len(profiles)
-            if cursor is None:
-                return count
-            after_id = storage.decode_cursor(cursor)
+        file.writelines(export.stream(_engine(), job_id, "csv"))
 
 
 @click.command("jobs")
