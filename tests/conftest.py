@@ -131,15 +131,24 @@ def submit(client, accounts, gender="any", total=None, **extra):
     return response.get_json()
 
 
-def wait_for_job(client, job_id, timeout=60):
+def eventually(probe, done, timeout=30, interval=0.05):
+    """Call `probe()` until `done(value)` holds and return that value; fail with the last one."""
     deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"/api/job-status/{job_id}").get_json()
-        if status["status"] in ("completed", "failed", "cancelled"):
-            return status
+    while not done(value := probe()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"job still {status['status']} after {timeout}s: {status}")
-        time.sleep(0.1)
+            raise AssertionError(f"not there after {timeout}s: {value!r}")
+        time.sleep(interval)
+    return value
+
+
+def wait_for_job(client, job_id, timeout=60):
+    return eventually(lambda: client.get(f"/api/job-status/{job_id}").get_json(),
+                      lambda status: status["status"] in ("completed", "failed", "cancelled"), timeout, 0.1)
+
+
+def runs_of(emulator, accounts):
+    """The emulator's runs on these accounts only."""
+    return [run for run in emulator.stats()["runs"] if set(run["usernames"]) <= set(accounts)]
 
 
 def all_results(client, job_id, limit=1000):

@@ -22,7 +22,7 @@ from app import create_app
 from celery_config import publish_batch
 from utils import storage
 
-from conftest import authorised_client, check_job, submit, wait_for_job
+from conftest import authorised_client, check_job, eventually, runs_of, submit, wait_for_job
 from stack import APIFY_TOKEN, QUEUE, Beat, Worker
 
 FAULT_REDIS_URL = os.environ.get("TEST_FAULT_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -71,16 +71,9 @@ def _batch(engine, job_id, index):
             storage.batches.c.job_id == job_id, storage.batches.c.batch_index == index)).mappings().first()
 
 
-def _wait_for_run(engine, job_id, index, timeout=30):
+def _wait_for_run(engine, job_id, index):
     """Block until the batch has started its Apify run (it then waits for the run to end)."""
-    deadline = time.monotonic() + timeout
-    while _batch(engine, job_id, index)["apify_run_id"] is None:
-        assert time.monotonic() < deadline, "the batch never started its run"
-        time.sleep(0.05)
-
-
-def _runs_of(emulator, accounts):
-    return [run for run in emulator.stats()["runs"] if set(run["usernames"]) <= set(accounts)]
+    eventually(lambda: _batch(engine, job_id, index), lambda batch: batch["apify_run_id"] is not None)
 
 
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(client, start, emulator, engine):
@@ -98,7 +91,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(client, start, e
     assert (status["status"], status["batches_failed"]) == ("completed", 0), status
     _, profiles = check_job(client, job_id, accounts, 20, "any")
     assert _batch(engine, job_id, 0)["attempts"] == 2
-    assert len(_runs_of(emulator, accounts)) == 2, "the redelivered batch resumed its paid run"
+    assert len(runs_of(emulator, accounts)) == 2, "the redelivered batch resumed its paid run"
     assert "WorkerLostError" in worker.log() or "SIGKILL" in worker.log()
     print(f"\nkilled worker: {len(profiles)} profiles expected and stored once, job done {recovered:.1f}s after the kill")
 
@@ -119,7 +112,7 @@ def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emu
     assert (status["status"], status["batches_done"], status["batches_failed"]) == ("completed", 4, 0), status
     _, profiles = check_job(client, job_id, accounts, 10, "any")
     assert re.search(r"reconcile: re-enqueued \d+ batches", worker.log())
-    assert len(_runs_of(emulator, accounts)) == 4
+    assert len(runs_of(emulator, accounts)) == 4
     print(f"\nflushed Redis: {len(profiles)} profiles expected and stored once, job done {recovered:.1f}s after FLUSHALL")
 
 
@@ -195,17 +188,14 @@ def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, 
     assert (status["status"], status["batches_failed"]) == ("completed", 0), status
     check_job(client, job_id, accounts, 10, "any")
     assert [_batch(engine, job_id, i)["attempts"] for i in range(10)] == [1] * 10
-    assert len(_runs_of(emulator, accounts)) == 10
+    assert len(runs_of(emulator, accounts)) == 10
 
     for index in range(10):  # every message delivered once more, as after a broker hiccup
         publish_batch(fault_app.extensions["celery"], job_id, index)
     queue = redis.Redis.from_url(FAULT_REDIS_URL)
-    deadline = time.monotonic() + 20
-    while queue.llen(QUEUE) or queue.hlen("unacked"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(lambda: queue.llen(QUEUE) + queue.hlen("unacked"), lambda waiting: waiting == 0, 20)
     assert client.get(f"/api/job-status/{job_id}").get_json() == status
-    assert len(_runs_of(emulator, accounts)) == 10
+    assert len(runs_of(emulator, accounts)) == 10
     done = [log.count(f"job {job_id} batch") for log in (first.log(), second.log())]
     print(f"\ntwo workers: batches finished per worker {done}; 10 redeliveries changed nothing")
 
@@ -219,6 +209,6 @@ def test_a_batch_past_its_time_limit_fails_and_stops_its_run(client, start, emul
     status = wait_for_job(client, job_id, timeout=60)
     assert (status["status"], status["batches_failed"]) == ("failed", 1)
     assert "ran past its time limit" in status["error_message"]
-    (run,) = _runs_of(emulator, accounts)
+    (run,) = runs_of(emulator, accounts)
     assert run["status"] == "ABORTED"
     assert "SoftTimeLimitExceeded" in worker.log()

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from app import create_app
 from utils import embedded_redis, storage
 
-from conftest import authorised_client, check_job, submit, wait_for_job
+from conftest import authorised_client, check_job, eventually, runs_of, submit, wait_for_job
 from stack import APIFY_TOKEN, Worker
 
 
@@ -96,23 +96,8 @@ def test_every_batch_failing_fails_the_job(client, worker, emulator):
     assert "503" in status["error_message"]
 
 
-def _runs_started(emulator, accounts, count, timeout=20):
-    """Wait until `count` runs on these accounts are going; return them."""
-    deadline = time.monotonic() + timeout
-    while len(runs := [r for r in emulator.stats()["runs"] if set(r["usernames"]) <= set(accounts)]) < count:
-        assert time.monotonic() < deadline, runs
-        time.sleep(0.1)
-    return runs
-
-
-def _wait_until_aborted(emulator, accounts, timeout=20):
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = [r for r in emulator.stats()["runs"] if set(r["usernames"]) <= set(accounts)]
-        if all(run["status"] == "ABORTED" for run in runs):
-            return runs
-        assert time.monotonic() < deadline, runs
-        time.sleep(0.1)
+def _all_aborted(runs):
+    return all(run["status"] == "ABORTED" for run in runs)
 
 
 @pytest.mark.parametrize("stop", ["cancel", "delete"])
@@ -120,15 +105,15 @@ def test_stopping_a_job_aborts_its_runs_and_starts_no_more(client, worker, emula
     emulator.configure(run_duration_s=60)
     accounts = [f"{stop}me{i}" for i in range(150)]  # three batches for a worker of two processes
     created = submit(client, accounts, total=150 * 10)
-    _runs_started(emulator, accounts, 2)
+    eventually(lambda: runs_of(emulator, accounts), lambda runs: len(runs) >= 2, 20)
     if stop == "cancel":
         assert client.post(f"/api/jobs/{created['job_id']}/cancel").get_json()["status"] == "cancelled"
     else:
         assert client.delete(f"/api/jobs/{created['job_id']}").status_code == 204
-    runs = _wait_until_aborted(emulator, accounts)
+    runs = eventually(lambda: runs_of(emulator, accounts), _all_aborted, 20)
     assert len(runs) == 2, "the batch that had not started never called Apify"
     time.sleep(1.5)  # a poll interval more: still no new run
-    assert len(_wait_until_aborted(emulator, accounts)) == 2
+    assert len(eventually(lambda: runs_of(emulator, accounts), _all_aborted, 20)) == 2
     if stop == "cancel":
         with engine.connect() as conn:
             statuses = conn.execute(sa.select(storage.batches.c.status)

@@ -11,7 +11,7 @@ import pytest
 from app import create_app
 from utils import storage, webhooks
 
-from conftest import WEBHOOK_SECRET, authorised_client, submit, wait_for_job
+from conftest import WEBHOOK_SECRET, authorised_client, eventually, submit, wait_for_job
 
 
 class Receiver:
@@ -36,12 +36,7 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait_for(self, count, timeout=30):
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self.requests)} callbacks after {timeout}s, expected {count}")
-            time.sleep(0.05)
-        return self.requests
+        return eventually(lambda: self.requests, lambda requests: len(requests) >= count, timeout)
 
     def close(self):
         self.server.shutdown()
@@ -69,12 +64,9 @@ def _check_signature(headers, body):
     assert hmac.compare_digest(parts["v1"], expected)
 
 
-def _wait_until_recorded(engine, job_id, timeout=10):
-    deadline = time.monotonic() + timeout
-    while (job := storage.get_job(engine, job_id))["callback_delivered_at"] is None and not job["callback_error"]:
-        assert time.monotonic() < deadline, "the delivery was never recorded"
-        time.sleep(0.05)
-    return job
+def _wait_until_recorded(engine, job_id):
+    return eventually(lambda: storage.get_job(engine, job_id),
+                      lambda job: job["callback_delivered_at"] is not None or job["callback_error"], 10)
 
 
 def test_the_job_end_is_posted_signed_and_retried_after_a_500(client, engine, worker, emulator, receiver_factory):
