@@ -9,10 +9,10 @@ from werkzeug.exceptions import HTTPException
 
 import cli
 from dashboard import bp as dashboard_bp
-from api_async import ApiError, bp as api_bp, limiter
+from api_async import JOB_ERROR_STATUS, ApiError, bp as api_bp, limiter
 from api_docs import bp as api_docs_bp
 from celery_config import make_celery
-from utils import metrics, storage
+from utils import jobs, metrics, store
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets
 
@@ -26,7 +26,7 @@ def create_app(config=None):
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.json.sort_keys = False
     app.url_map.merge_slashes = False  # "//" would answer an HTML redirect instead of a JSON 404
-    app.extensions["engine"] = storage.make_engine(settings, pool_size=5)
+    app.extensions["engine"] = store.make_engine(settings, pool_size=5)
     app.extensions["celery"] = celery = make_celery(settings)
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
     limiter.init_app(app)
@@ -89,6 +89,10 @@ def _register_error_handlers(app):
     @app.errorhandler(ApiError)
     def api_error(exc):
         return _error(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(jobs.JobError)
+    def job_error(exc):
+        return _error(JOB_ERROR_STATUS[type(exc)], exc.code, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

@@ -1,8 +1,8 @@
 """The Celery application, configured for long, idempotent batch tasks over Redis.
 
-Both sides build it from the same `Settings`: the worker (`tasks.py`) registers the task
-bodies on it; the web process only publishes messages by task name, so it never imports
-worker code.
+Both sides configure it from the same `Settings`: the worker (`tasks.py`) registers the task
+bodies on it and configures it when Celery first reads its settings; the web process only
+publishes messages by task name, so it never imports worker code.
 """
 from celery import Celery
 
@@ -21,7 +21,10 @@ def broker_url(settings):
 
 
 def make_celery(settings):
-    celery = Celery("followsift")
+    return configure(Celery("followsift"), settings)
+
+
+def configure(celery, settings):
     transport = {
         # Redis hands an unacknowledged message to another worker after this long; every
         # task ends (time limit) and every retry countdown elapses well before it.
@@ -30,7 +33,6 @@ def make_celery(settings):
     celery.conf.update(
         broker_url=broker_url(settings),
         broker_transport_options=transport,
-        visibility_timeout=settings.broker_visibility_timeout_seconds,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,
         # Results go to Postgres; Redis only carries messages.
@@ -52,6 +54,11 @@ def make_celery(settings):
         },
     )
     return celery
+
+
+def dispatch_job(celery, job_id):
+    """Have a new job's batches published (by the worker: thousands of messages take seconds)."""
+    celery.send_task(DISPATCH_JOB, args=[job_id])
 
 
 def publish_batch(celery, job_id, batch_index):

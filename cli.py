@@ -7,8 +7,8 @@
     flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
     flask --app app jobs
 
-`scrape` creates the job through the same code path as `POST /api/scrape-followers`
-(`api_async.parse_scrape_spec` and `submit_job`), so it is validated, normalised and queued
+`scrape` creates the job through the job service, as `POST /api/scrape-followers` does
+(`utils/jobs.py`: `parse_spec` and `submit`), so it is validated, normalised and queued
 identically; a worker (`celery -A tasks worker`) must be running for it to progress. Jobs
 made here belong to no API key: `flask jobs` lists them, the dashboard does not.
 """
@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api_async import ApiError, ScrapeRequest, parse_scrape_spec, submit_job
 from celery_config import publish_batch, request_abort
-from utils import export, maintenance, storage
+from utils import export, jobs, maintenance, store
+from utils.store.jobs import ALL_KEYS
+from utils.store.schema import ENDED_JOB_STATUSES, JobStatus
 
-GENDERS = typing.get_args(ScrapeRequest.model_fields["targetGender"].annotation)
-ENDED = ("completed", "failed", "cancelled")
+GENDERS = typing.get_args(jobs.TargetGender)
 
 
 def _engine():
@@ -50,9 +50,11 @@ def scrape_command(accounts, gender, total, min_confidence, wait, out, poll):
     body = {"accounts": list(accounts), "targetGender": gender, "totalScrapeCount": total}
     if min_confidence is not None:
         body["minConfidence"] = min_confidence
+    settings = current_app.config["SETTINGS"]
     try:
-        job = submit_job(parse_scrape_spec(body), api_key_id=None)
-    except ApiError as exc:
+        job = jobs.submit(_engine(), current_app.extensions["celery"], settings, jobs.parse_spec(body, settings),
+                          api_key_id=None)
+    except jobs.JobError as exc:
         raise click.ClickException(_describe(exc)) from None
     job_id = job["job_id"]
     click.echo(f"job {job_id}: {job['accounts']} accounts in {job['total_batches']} batches, "
@@ -68,7 +70,7 @@ def scrape_command(accounts, gender, total, min_confidence, wait, out, poll):
     if out:
         _write_csv(job_id, out)
         click.echo(f"wrote {final['profiles_kept']} profiles to {out}")
-    if final["status"] != "completed":
+    if final["status"] != JobStatus.COMPLETED:
         raise SystemExit(1)
 
 
@@ -84,10 +86,10 @@ def _watch(job_id, poll):
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("queued", total=None, kept=0)
         while True:
-            job = storage.get_job(_engine(), job_id)
+            job = store.jobs.get_job(_engine(), job_id, ALL_KEYS)
             progress.update(task, description=job["status"], completed=job["batches_done"],
                             total=job["total_batches"], kept=job["profiles_kept"])
-            if job["status"] in ENDED:
+            if job["status"] in ENDED_JOB_STATUSES:
                 return job
             time.sleep(poll)
 
@@ -103,9 +105,9 @@ def _write_csv(job_id, path):
 @with_appcontext
 def jobs_command(limit):
     """List the newest jobs (of every API key) with their state."""
-    jobs, _ = storage.list_jobs(_engine(), None, limit)
+    found, _ = store.jobs.list_jobs(_engine(), ALL_KEYS, limit)
     table = Table("job", "created", "status", "batches", "kept", "scraped", "target")
-    for job in jobs:
+    for job in found:
         table.add_row(job["job_id"], job["created_at"].strftime("%Y-%m-%d %H:%M:%S"), job["status"],
                       f"{job['batches_done']}/{job['total_batches']}", f"{job['profiles_kept']:,}",
                       f"{job['profiles_scraped']:,}", job["target_gender"])
@@ -116,7 +118,7 @@ def jobs_command(limit):
 @with_appcontext
 def migrate_command():
     """Apply the SQL files in migrations/ that have not run yet."""
-    applied = storage.migrate(_engine())
+    applied = store.migrate(_engine())
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema up to date")
 
 
@@ -126,7 +128,7 @@ def migrate_command():
 def create_api_key_command(name):
     """Create an API key called NAME and print it (it is shown only this once)."""
     try:
-        key = storage.create_api_key(_engine(), name)
+        key = store.keys.create_api_key(_engine(), name)
     except sa.exc.IntegrityError:
         raise click.ClickException(f"a live key called {name!r} exists; revoke it first") from None
     click.echo(key)
@@ -137,7 +139,7 @@ def create_api_key_command(name):
 @click.argument("name")
 def revoke_api_key_command(name):
     """Revoke the API key called NAME; its jobs stay, unreachable."""
-    if not storage.revoke_api_key(_engine(), name):
+    if not store.keys.revoke_api_key(_engine(), name):
         raise click.ClickException(f"no live key called {name!r}")
     click.echo(f"revoked {name}")
 

@@ -14,7 +14,8 @@ import urllib.request
 
 from apify_emulator import spawn as spawn_emulator
 from celery_config import broker_url
-from utils import embedded_redis, storage
+from utils import embedded_redis, store
+from utils.store.schema import ENDED_JOB_STATUSES
 from utils.config import Settings
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "5000"))
@@ -37,11 +38,11 @@ def main():
         accounts, total = SAMPLE_ACCOUNTS, 5000
         say(f"No APIFY_TOKEN: followers come from the built-in Apify emulator at {url}. They are SYNTHETIC.")
     env["REDIS_URL"] = broker_url(settings)
-    engine = storage.make_engine(settings)
-    storage.migrate(engine)
-    storage.revoke_api_key(engine, "make-run")
-    key = storage.create_api_key(engine, "make-run")
-    say(f"Database: {storage.database_url(settings).split('@')[-1]}; Redis: {env['REDIS_URL'].split('@')[-1]}")
+    engine = store.make_engine(settings)
+    store.migrate(engine)
+    store.keys.revoke_api_key(engine, "make-run")
+    key = store.keys.create_api_key(engine, "make-run")
+    say(f"Database: {store.database_url(settings).split('@')[-1]}; Redis: {env['REDIS_URL'].split('@')[-1]}")
     say(f"API key for this run (send it as 'Authorization: Bearer <key>'): {key}")
     celery = [sys.executable, "-m", "celery", "-A", "tasks", "--quiet"]
     children.append(subprocess.Popen([*celery, "worker", "--loglevel", "WARNING", "--concurrency", "2"], env=env))
@@ -107,7 +108,7 @@ def run_sample_job(key, accounts, total):
         status = call("GET", job["status_url"], key)
         print(f"\r    {status['status']:<10} {status['progress']:5.1f}%  scraped {status['profiles_scraped']:>6}"
               f"  kept {status['profiles_kept']:>6}", end="", flush=True)
-        if status["status"] in ("completed", "failed", "cancelled"):
+        if status["status"] in ENDED_JOB_STATUSES:
             break
         time.sleep(0.5)
     print()

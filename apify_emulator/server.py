@@ -1,7 +1,8 @@
 """Apify API v2 emulator: the slice of the API that apify-client 3.x uses to run follower actors.
 
 A werkzeug WSGI app (`make_app(state)`) on a threaded server (`serve()`, or `EmulatorServer` for a
-background thread). See /work/shared/reference/apify.md for the client's side of the wire.
+background thread). The client's side of the wire is apify-client 3.x (`apify_client/_resource_clients/`)
+and Apify's API reference (https://docs.apify.com/api/v2).
 
 API (`/v2/acts/...` is served as an alias of `/v2/actors/...`; an actor id may be `user~name` or
 `user/name`; auth is `Authorization: Bearer <token>` or `?token=`; success is `{"data": ...}`, errors

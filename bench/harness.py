@@ -53,24 +53,24 @@ def stack(workers=0, concurrency=2, log_dir="/tmp"):
 
 
 def _migrate(database_url):
-    from utils import storage
+    from utils import store
     from utils.config import Settings
 
-    storage.migrate(storage.make_engine(Settings(database_url=database_url)))
+    store.migrate(store.make_engine(Settings(database_url=database_url)))
 
 
 def engine_for(env):
-    from utils import storage
+    from utils import store
     from utils.config import Settings
 
-    return storage.make_engine(Settings(database_url=env["DATABASE_URL"]))
+    return store.make_engine(Settings(database_url=env["DATABASE_URL"]))
 
 
 def api_key(env):
     """A live API key in the stack's database."""
-    from utils import storage
+    from utils import store
 
-    return storage.create_api_key(engine_for(env), "bench")
+    return store.keys.create_api_key(engine_for(env), "bench")
 
 
 def p95(samples):
@@ -102,17 +102,17 @@ def timed_ms(fn, repeats, warmup=2):
 
 def make_job(engine, accounts=("bench_source",), key=None):
     """A job row (with its batch rows) to hang results on, owned by API key `key`; returns its id."""
-    from utils import storage
+    from utils import store
 
-    job_id, _ = storage.create_job(
-        engine, api_key_id=key and storage.api_key_id(engine, key), accounts=list(accounts), target_gender="any", min_confidence=0.0,
+    job_id, _ = store.jobs.create_job(
+        engine, api_key_id=key and store.keys.api_key_id(engine, key), accounts=list(accounts), target_gender="any", min_confidence=0.0,
         total_scrape_count=1, per_account_limit=1, batch_size=50,
     )
     return job_id
 
 
 def profile_rows(count, start=0, source="bench_source"):
-    """Rows as `utils.batch_processor.write_profiles` takes them, shaped like real followers."""
+    """Rows as `utils.store.results.write_profiles` takes them, shaped like real followers."""
     return [
         {"profile_id": str(10_000_000_000 + i), "username": f"user.name_{i}", "full_name": f"Maria Example {i}",
          "gender": "female", "gender_confidence": 0.93, "is_private": i % 3 == 0, "is_verified": False,
@@ -124,7 +124,7 @@ def profile_rows(count, start=0, source="bench_source"):
 
 def fill_results(engine, job_id, count, chunk=1000):
     """Store `count` profiles for the job through the real write path, in chunks; returns seconds."""
-    from utils.batch_processor import write_profiles
+    from utils.store.results import write_profiles
 
     started = time.perf_counter()
     for offset in range(0, count, chunk):

@@ -10,17 +10,17 @@ import sqlalchemy as sa
 
 from harness import Client, api_key, engine_for, fill_results, machine_limits, make_job, stack, summary, timed_ms, web
 
-from utils import storage
+from utils import store
 
 
 def cursor_before(engine, job_id, position):
     """The cursor a client holds after reading `position` rows."""
     with engine.connect() as conn:
         last_id = conn.execute(
-            sa.select(storage.results.c.id).where(storage.results.c.job_id == job_id)
-            .order_by(storage.results.c.id).offset(position - 1).limit(1)
+            sa.select(store.schema.results.c.id).where(store.schema.results.c.job_id == job_id)
+            .order_by(store.schema.results.c.id).offset(position - 1).limit(1)
         ).scalar_one()
-    return storage.encode_cursor(last_id)
+    return store.results.encode_cursor(last_id)
 
 
 def main():

@@ -5,7 +5,11 @@ localStorage, and reads and writes everything through the JSON API with
 `Authorization: Bearer <key>`. Nothing is loaded from a CDN (vendored files are listed in
 static/vendor/README.md).
 """
+import json
+
 from flask import Blueprint
+
+from utils.store.schema import ENDED_JOB_STATUSES, BatchStatus, JobStatus
 
 bp = Blueprint("dashboard", __name__, static_folder="static", static_url_path="/dashboard/static")
 
@@ -19,3 +23,11 @@ def index():
     response.headers["Content-Security-Policy"] = CSP
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@bp.get("/dashboard/statuses.js")
+def statuses():
+    """The status enums of utils/store/schema.py, for the page's script (one source for both)."""
+    names = {"job": list(JobStatus), "batch": list(BatchStatus), "jobEnded": list(ENDED_JOB_STATUSES)}
+    return f"const FOLLOWSIFT_STATUSES = {json.dumps(names)};\n", 200, {
+        "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache"}

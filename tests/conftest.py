@@ -12,7 +12,7 @@ import apify_emulator as emulated
 from api_async import limiter
 from app import create_app
 from stack import APIFY_TOKEN, QUEUE, REDIS_URL, Emulator, Worker, service_env, throwaway_database
-from utils import storage
+from utils import store
 from utils.config import Settings
 from utils.gender import detect_genders
 
@@ -74,13 +74,13 @@ def app(postgres_url, redis_url):
     application = create_app({"database_url": postgres_url, "redis_url": redis_url,
                               "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
                               "webhook_signing_secret": WEBHOOK_SECRET})
-    storage.migrate(application.extensions["engine"])
+    store.migrate(application.extensions["engine"])
     return application
 
 
 @pytest.fixture(scope="session")
 def api_key(app):
-    return storage.create_api_key(app.extensions["engine"], "tests")
+    return store.keys.create_api_key(app.extensions["engine"], "tests")
 
 
 def authorised_client(app, key):
@@ -108,8 +108,8 @@ def db(request, tmp_path):
     """An engine on each supported database, migrated."""
     if request.param == "postgresql":
         return request.getfixturevalue("engine")
-    sqlite_engine = storage.make_engine(Settings(instance_path=str(tmp_path)))
-    storage.migrate(sqlite_engine)
+    sqlite_engine = store.make_engine(Settings(instance_path=str(tmp_path)))
+    store.migrate(sqlite_engine)
     return sqlite_engine
 
 

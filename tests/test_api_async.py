@@ -4,12 +4,12 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from utils import storage
+from utils import store
 
 
 def _count_jobs(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(storage.jobs)).scalar()
+        return conn.execute(sa.select(sa.func.count()).select_from(store.schema.jobs)).scalar()
 
 
 def _assert_error(response, status, code):
@@ -91,12 +91,12 @@ def test_accepted_job_normalises_accounts_and_splits_the_total(client, engine):
     assert created["total_batches"] == 1
     assert created["status_url"] == f"/api/job-status/{created['job_id']}"
     assert created["results_url"] == f"/api/job-results/{created['job_id']}"
-    job = storage.get_job(engine, created["job_id"])
+    job = store.jobs.get_job(engine, created["job_id"], store.jobs.ALL_KEYS)
     assert job["accounts_count"] == 4
     assert job["per_account_limit"] == 251  # ceil(1001 / 4)
     with engine.connect() as conn:
-        accounts = conn.execute(sa.select(storage.batches.c.accounts)
-                                .where(storage.batches.c.job_id == created["job_id"])).scalar()
+        accounts = conn.execute(sa.select(store.schema.batches.c.accounts)
+                                .where(store.schema.batches.c.job_id == created["job_id"])).scalar()
     assert accounts == '["nike", "adidas", "natgeo", "puma"]'
 
 
@@ -160,11 +160,11 @@ def test_every_api_route_needs_a_valid_key(app, header):
 
 
 def test_a_revoked_key_is_refused(app, engine):
-    key = storage.create_api_key(engine, "short-lived")
+    key = store.keys.create_api_key(engine, "short-lived")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
     assert client.get(f"/api/job-status/{uuid.uuid4()}", headers=headers).status_code == 404
-    assert storage.revoke_api_key(engine, "short-lived")
+    assert store.keys.revoke_api_key(engine, "short-lived")
     _assert_error(client.get(f"/api/job-status/{uuid.uuid4()}", headers=headers), 401, "unauthorized")
 
 
@@ -173,7 +173,7 @@ def test_a_job_is_invisible_to_other_keys(app, client, engine):
         "accounts": ["nike"], "targetGender": "male", "totalScrapeCount": 5,
     }).get_json()
     other = app.test_client()
-    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {storage.create_api_key(engine, 'other-tenant')}"
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.keys.create_api_key(engine, 'other-tenant')}"
     job = created["job_id"]
     for response in (other.get(f"/api/job-status/{job}"), other.get(f"/api/job-results/{job}"),
                      other.post(f"/api/jobs/{job}/cancel"), other.delete(f"/api/jobs/{job}")):
@@ -204,8 +204,8 @@ def test_rate_limits_answer_429_with_retry_after(postgres_url, redis_url, engine
     app = create_app({"database_url": postgres_url, "redis_url": redis_url,
                       "rate_limit_read": "2/minute", "rate_limit_create": "1/minute"})
     first, second = (app.test_client() for _ in range(2))
-    first.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {storage.create_api_key(engine, f'rl-{uuid.uuid4()}')}"
-    second.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {storage.create_api_key(engine, f'rl-{uuid.uuid4()}')}"
+    first.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.keys.create_api_key(engine, f'rl-{uuid.uuid4()}')}"
+    second.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.keys.create_api_key(engine, f'rl-{uuid.uuid4()}')}"
     path = f"/api/job-status/{uuid.uuid4()}"
     assert [first.get(path).status_code for _ in range(2)] == [404, 404]
     limited = first.get(path)
@@ -231,21 +231,21 @@ def test_cancel_stops_a_job_and_is_idempotent(client, engine):
         response = client.post(f"/api/jobs/{created['job_id']}/cancel")
         assert response.status_code == 200
         assert response.get_json() == {"job_id": created["job_id"], "status": "cancelled"}
-    assert storage.queued_batch_indexes(engine, created["job_id"]) == []
-    assert storage.claim_batch(engine, created["job_id"], 0, 60) is None
+    assert store.batches.queued_batch_indexes(engine, created["job_id"]) == []
+    assert store.batches.claim_batch(engine, created["job_id"], 0, 60) is None
     status = client.get(created["status_url"]).get_json()
     assert status["status"] == "cancelled" and status["completed_at"] is not None
 
 
 def test_a_finished_job_cannot_be_cancelled(client, engine):
     created = _new_job(client, accounts=["solo"])
-    claim = storage.claim_batch(engine, created["job_id"], 0, 60)
-    assert storage.end_batch(engine, claim, storage.BatchTally()) == "completed"
+    claim = store.batches.claim_batch(engine, created["job_id"], 0, 60)
+    assert store.batches.end_batch(engine, claim, store.batches.BatchTally()) == "completed"
     _assert_error(client.post(f"/api/jobs/{created['job_id']}/cancel"), 409, "job_finished")
 
 
 def test_delete_removes_the_job_and_everything_it_holds(client, engine):
-    from utils.batch_processor import write_profiles
+    from utils.store.results import write_profiles
 
     created = _new_job(client)
     write_profiles(engine, created["job_id"], [{
@@ -256,7 +256,7 @@ def test_delete_removes_the_job_and_everything_it_holds(client, engine):
     assert response.status_code == 204 and response.data == b""
     _assert_error(client.get(created["status_url"]), 404, "job_not_found")
     with engine.connect() as conn:
-        for table in (storage.results, storage.batches, storage.jobs):
+        for table in (store.schema.results, store.schema.batches, store.schema.jobs):
             count = conn.execute(sa.select(sa.func.count()).select_from(table)
                                  .where(table.c.job_id == created["job_id"])).scalar()
             assert count == 0
@@ -272,14 +272,14 @@ def test_api_key_commands(app, engine):
     assert created.exit_code == 0
     key = created.output.strip()
     assert key.startswith("fs_") and len(key) > 40
-    assert storage.api_key_id(engine, key) is not None
+    assert store.keys.api_key_id(engine, key) is not None
     with engine.connect() as conn:
-        stored = conn.execute(sa.select(storage.api_keys.c.key_hash).where(storage.api_keys.c.name == name)).scalar()
+        stored = conn.execute(sa.select(store.schema.api_keys.c.key_hash).where(store.schema.api_keys.c.name == name)).scalar()
     assert key not in stored
     again = runner.invoke(args=["create-api-key", name])
     assert again.exit_code != 0 and "exists" in again.output
     assert runner.invoke(args=["revoke-api-key", name]).exit_code == 0
-    assert storage.api_key_id(engine, key) is None
+    assert store.keys.api_key_id(engine, key) is None
     assert runner.invoke(args=["revoke-api-key", name]).exit_code != 0
     assert runner.invoke(args=["create-api-key", name]).exit_code == 0  # the name is free again
 

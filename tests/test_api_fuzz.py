@@ -7,7 +7,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from utils import storage
+from utils import store
 
 FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -35,7 +35,7 @@ authorizations = st.sampled_from(["", "Bearer", "Bearer x", "Basic Zm9vOmJhcg=="
 
 def _jobs(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(storage.jobs)).scalar()
+        return conn.execute(sa.select(sa.func.count()).select_from(store.schema.jobs)).scalar()
 
 
 def _assert_clean(response):

@@ -2,17 +2,18 @@
 import pytest
 import sqlalchemy as sa
 
-from utils import storage
-from utils.batch_processor import process_chunk, write_profiles
+from utils import store
+from utils.batch_processor import process_chunk
+from utils.store.results import write_profiles
 from utils.scraper import Follower
 
 
 def _claim(engine, gender="any", min_confidence=0.0, accounts=("nike", "adidas")):
-    job_id, _ = storage.create_job(
+    job_id, _ = store.jobs.create_job(
         engine, api_key_id=None, accounts=list(accounts), target_gender=gender, min_confidence=min_confidence,
         total_scrape_count=100, per_account_limit=50, batch_size=50,
     )
-    return storage.claim_batch(engine, job_id, 0, 60)
+    return store.batches.claim_batch(engine, job_id, 0, 60)
 
 
 def _follower(pid, name, source, username=None):
@@ -22,41 +23,41 @@ def _follower(pid, name, source, username=None):
 def _rows(engine, job_id):
     with engine.connect() as conn:
         return conn.execute(
-            sa.select(storage.results).where(storage.results.c.job_id == job_id).order_by(storage.results.c.id)
+            sa.select(store.schema.results).where(store.schema.results.c.job_id == job_id).order_by(store.schema.results.c.id)
         ).mappings().all()
 
 
 def test_rewriting_a_chunk_adds_nothing(db):
     claim = _claim(db)
     chunk = [_follower("1", "John Smith", "nike"), _follower("2", "Maria Garcia", "nike")]
-    assert process_chunk(db, claim, chunk, storage.BatchTally()) == 2
-    assert process_chunk(db, claim, chunk, storage.BatchTally()) == 0
+    assert process_chunk(db, claim, chunk, store.batches.BatchTally()) == 2
+    assert process_chunk(db, claim, chunk, store.batches.BatchTally()) == 0
     assert len(_rows(db, claim.job_id)) == 2
-    assert storage.get_job(db, claim.job_id)["profiles_kept"] == 2
+    assert store.jobs.get_job(db, claim.job_id, store.jobs.ALL_KEYS)["profiles_kept"] == 2
 
 
 def test_a_follower_of_several_accounts_is_one_row_listing_them(db):
     claim = _claim(db, accounts=("nike", "adidas", "puma_shoes"))
     process_chunk(db, claim, [_follower("7", "Ana Souza", "nike"), _follower("7", "Ana Souza", "adidas")],
-                  storage.BatchTally())
+                  store.batches.BatchTally())
     process_chunk(db, claim, [_follower("7", "Ana Souza", "puma_shoes"), _follower("7", "Ana Souza", "nike")],
-                  storage.BatchTally())
+                  store.batches.BatchTally())
     (row,) = _rows(db, claim.job_id)
     assert row["source_accounts"] == "nike,adidas,puma_shoes"
-    page, _ = storage.result_page(db, claim.job_id, 10)
+    page, _ = store.results.result_page(db, claim.job_id, 10)
     assert page[0]["source_accounts"] == ["nike", "adidas", "puma_shoes"]
 
 
 def test_an_underscore_in_a_source_is_not_a_wildcard(db):
     claim = _claim(db, accounts=("a_b", "axb"))
-    process_chunk(db, claim, [_follower("1", "", "axb")], storage.BatchTally())
-    process_chunk(db, claim, [_follower("1", "", "a_b")], storage.BatchTally())
+    process_chunk(db, claim, [_follower("1", "", "axb")], store.batches.BatchTally())
+    process_chunk(db, claim, [_follower("1", "", "a_b")], store.batches.BatchTally())
     assert _rows(db, claim.job_id)[0]["source_accounts"] == "axb,a_b"
 
 
 def test_only_the_target_gender_is_kept_but_all_are_counted(db):
     claim = _claim(db, gender="female")
-    tally = storage.BatchTally()
+    tally = store.batches.BatchTally()
     chunk = [_follower("1", "John Smith", "nike"), _follower("2", "Maria Garcia", "nike"),
              _follower("3", "🍕🍕", "nike")]
     assert process_chunk(db, claim, chunk, tally) == 1
@@ -66,14 +67,14 @@ def test_only_the_target_gender_is_kept_but_all_are_counted(db):
 
 def test_below_min_confidence_counts_as_unknown_and_is_not_kept(db):
     claim = _claim(db, gender="female", min_confidence=1.0)
-    tally = storage.BatchTally()
+    tally = store.batches.BatchTally()
     assert process_chunk(db, claim, [_follower("2", "Maria Garcia", "nike")], tally) == 0
     assert (tally.female, tally.unknown) == (0, 1)
 
 
 def test_any_keeps_unknown_genders(db):
     claim = _claim(db, gender="any")
-    assert process_chunk(db, claim, [_follower("3", "", "nike")], storage.BatchTally()) == 1
+    assert process_chunk(db, claim, [_follower("3", "", "nike")], store.batches.BatchTally()) == 1
     assert _rows(db, claim.job_id)[0]["gender"] == "unknown"
 
 
@@ -85,17 +86,17 @@ def test_write_profiles_of_nothing_is_a_no_op(db):
 @pytest.mark.parametrize("limit", [1, 3, 1000])
 def test_pages_by_cursor_and_by_number_agree(db, limit):
     claim = _claim(db)
-    process_chunk(db, claim, [_follower(str(i), "", "nike") for i in range(7)], storage.BatchTally())
+    process_chunk(db, claim, [_follower(str(i), "", "nike") for i in range(7)], store.batches.BatchTally())
     by_cursor, after = [], None
     while True:
-        page, cursor = storage.result_page(db, claim.job_id, limit, after_id=after)
+        page, cursor = store.results.result_page(db, claim.job_id, limit, after_id=after)
         by_cursor += page
         if cursor is None:
             break
-        after = storage.decode_cursor(cursor)
+        after = store.results.decode_cursor(cursor)
     by_number = []
     for n in range(0, 7, limit):
-        by_number += storage.result_page(db, claim.job_id, limit, offset=n)[0]
+        by_number += store.results.result_page(db, claim.job_id, limit, offset=n)[0]
     assert [p["profile_id"] for p in by_cursor] == [str(i) for i in range(7)]
     assert by_number == by_cursor
 
@@ -107,13 +108,13 @@ def test_a_profile_stored_meanwhile_by_another_batch_is_merged_not_duplicated(en
     claim = _claim(engine)
     other = engine.connect()
     racing = other.begin()
-    other.execute(storage.results.insert().values(
+    other.execute(store.schema.results.insert().values(
         job_id=claim.job_id, profile_id="race", username="racer", full_name="", gender="unknown",
-        gender_confidence=0.0, source_accounts="adidas", created_at=storage.utcnow(),
+        gender_confidence=0.0, source_accounts="adidas", created_at=store.utcnow(),
     ))
     written = []
     writer = threading.Thread(target=lambda: written.append(process_chunk(
-        engine, claim, [_follower("race", "", "nike", "racer"), _follower("fresh", "", "nike")], storage.BatchTally(),
+        engine, claim, [_follower("race", "", "nike", "racer"), _follower("fresh", "", "nike")], store.batches.BatchTally(),
     )))
     writer.start()
     writer.join(0.5)

@@ -5,7 +5,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from conftest import all_results, authorised_client, submit
-from utils import storage
+from utils import store
 
 
 def test_scrape_waits_for_the_job_and_writes_every_result_to_csv(app, engine, worker, emulator, tmp_path):
@@ -15,7 +15,7 @@ def test_scrape_waits_for_the_job_and_writes_every_result_to_csv(app, engine, wo
         "--out", str(out), "--poll", "0.1"])
     assert result.exit_code == 0, result.output
     job_id = result.output.split()[1].rstrip(":")
-    job = storage.get_job(engine, job_id)
+    job = store.jobs.get_job(engine, job_id, store.jobs.ALL_KEYS)
     assert (job["status"], job["accounts_count"], job["per_account_limit"]) == ("completed", 2, 30)
     assert (job["target_gender"], job["min_confidence"], job["api_key_id"]) == ("female", 0.7, None)
     assert f"job {job_id} completed: kept {job['profiles_kept']} of {job['profiles_scraped']}" in result.output
@@ -23,20 +23,20 @@ def test_scrape_waits_for_the_job_and_writes_every_result_to_csv(app, engine, wo
     with out.open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == job["profiles_kept"] > 0
-    assert list(rows[0]) == list(storage.RESULT_COLUMNS)
+    assert list(rows[0]) == list(store.results.RESULT_COLUMNS)
     assert {row["gender"] for row in rows} == {"female"}
     assert {row["profile_id"] for row in rows} == {p["profile_id"] for p in _stored(engine, job_id)}
     assert all(set(row["source_accounts"].split(";")) <= {"nike", "adidas"} for row in rows)
 
 
 def _stored(engine, job_id):
-    profiles, cursor = storage.result_page(engine, job_id, 1000)
+    profiles, cursor = store.results.result_page(engine, job_id, 1000)
     assert cursor is None
     return profiles
 
 
 def test_scrape_validates_like_the_api_and_creates_nothing(app, engine):
-    before = storage.list_jobs(engine, None, 1)[0]
+    before = store.jobs.list_jobs(engine, store.jobs.ALL_KEYS, 1)[0]
     runner = app.test_cli_runner()
     result = runner.invoke(args=["scrape", "nike", "bad name!", "--gender", "male", "--total", "10"])
     assert result.exit_code != 0
@@ -45,20 +45,20 @@ def test_scrape_validates_like_the_api_and_creates_nothing(app, engine):
     assert result.exit_code != 0 and "does not match the schema" in result.output
     result = runner.invoke(args=["scrape", "nike", "--gender", "men", "--total", "10"])
     assert result.exit_code != 0 and "'men' is not one of" in result.output
-    assert storage.list_jobs(engine, None, 1)[0] == before
+    assert store.jobs.list_jobs(engine, store.jobs.ALL_KEYS, 1)[0] == before
 
 
 def test_scrape_without_wait_queues_the_job_and_returns(app, engine):
     result = app.test_cli_runner().invoke(args=["scrape", "natgeo", "--gender", "any", "--total", "5"])
     assert result.exit_code == 0, result.output
     job_id = result.output.split()[1].rstrip(":")
-    assert storage.get_job(engine, job_id)["status"] in storage.ACTIVE_JOB_STATUSES
-    storage.cancel_job(engine, job_id)
+    assert store.jobs.get_job(engine, job_id, store.jobs.ALL_KEYS)["status"] in store.schema.ACTIVE_JOB_STATUSES
+    store.jobs.cancel_job(engine, job_id)
 
 
 def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
     job_id = submit(client, ["listed_by_cli"])["job_id"]
-    storage.cancel_job(app.extensions["engine"], job_id)
+    store.jobs.cancel_job(app.extensions["engine"], job_id)
     result = app.test_cli_runner().invoke(args=["jobs", "--limit", "5"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if job_id in line)
@@ -67,23 +67,23 @@ def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
 
 def test_reconcile_and_purge_run_once(app, engine):
     runner = app.test_cli_runner()
-    job_id, _ = storage.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
+    job_id, _ = store.jobs.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
                                    min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50)
-    storage.claim_batch(engine, job_id, 0, lease_seconds=60)
+    store.batches.claim_batch(engine, job_id, 0, lease_seconds=60)
     with engine.begin() as conn:  # the worker holding the batch died long ago
-        conn.execute(storage.batches.update().where(storage.batches.c.job_id == job_id)
-                     .values(lease_expires_at=storage.utcnow() - timedelta(minutes=5)))
+        conn.execute(store.schema.batches.update().where(store.schema.batches.c.job_id == job_id)
+                     .values(lease_expires_at=store.utcnow() - timedelta(minutes=5)))
     result = runner.invoke(args=["reconcile"])
     assert result.exit_code == 0 and result.output.startswith("re-enqueued ")
     assert int(result.output.split()[1]) >= 1
-    storage.cancel_job(engine, job_id)
+    store.jobs.cancel_job(engine, job_id)
 
     with engine.begin() as conn:
-        conn.execute(storage.jobs.update().where(storage.jobs.c.job_id == job_id)
-                     .values(created_at=storage.utcnow() - timedelta(days=400)))
+        conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.job_id == job_id)
+                     .values(created_at=store.utcnow() - timedelta(days=400)))
     result = runner.invoke(args=["purge"])
     assert result.exit_code == 0 and result.output.startswith("purged ")
-    assert storage.get_job(engine, job_id) is None
+    assert store.jobs.get_job(engine, job_id, store.jobs.ALL_KEYS) is None
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(storage.batches)
-                            .where(storage.batches.c.job_id == job_id)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.schema.batches)
+                            .where(store.schema.batches.c.job_id == job_id)).scalar() == 0

@@ -3,7 +3,7 @@ import pytest
 import sqlalchemy as sa
 
 import apify_emulator as emulated
-from utils import storage
+from utils import store
 
 from conftest import submit, wait_for_job
 
@@ -12,7 +12,7 @@ PRICE_PER_ITEM, START_FEE = 0.0007, 0.00005  # the emulator's defaults and the s
 
 def _count_jobs(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(storage.jobs)).scalar()
+        return conn.execute(sa.select(sa.func.count()).select_from(store.schema.jobs)).scalar()
 
 
 def test_estimate_creates_no_job_and_prices_every_run(client, engine):
@@ -46,19 +46,19 @@ def test_estimate_and_post_reject_a_bad_budget(client, extra):
 
 
 def test_cost_rolls_up_once_per_batch(db):
-    job_id, _ = storage.create_job(
+    job_id, _ = store.jobs.create_job(
         db, api_key_id=None, accounts=["a", "b"], target_gender="any", min_confidence=0.0,
         total_scrape_count=20, per_account_limit=10, batch_size=1, max_cost_usd=1.0,
     )
-    assert storage.run_budget(db, job_id, START_FEE) == pytest.approx(0.5)  # its share
-    first = storage.claim_batch(db, job_id, 0, lease_seconds=60)
-    storage.release_batch(db, first, "run FAILED", forget_run=True, run_cost_usd=0.75)  # a paid, failed run
-    assert storage.run_budget(db, job_id, START_FEE) == pytest.approx(0.25)  # what is left
-    retry = storage.claim_batch(db, job_id, 0, lease_seconds=60, resume_attempt=first.attempt)
-    assert storage.end_batch(db, retry, storage.BatchTally(scraped=3, cost_usd=0.25)) == "processing"
-    assert storage.end_batch(db, retry, storage.BatchTally(scraped=3, cost_usd=0.25)) is None  # a duplicate
-    assert storage.get_job(db, job_id)["cost_usd"] == pytest.approx(1.0)
-    assert storage.run_budget(db, job_id, START_FEE) == 0
+    assert store.batches.run_budget(db, job_id, START_FEE) == pytest.approx(0.5)  # its share
+    first = store.batches.claim_batch(db, job_id, 0, lease_seconds=60)
+    store.batches.release_batch(db, first, "run FAILED", forget_run=True, run_cost_usd=0.75)  # a paid, failed run
+    assert store.batches.run_budget(db, job_id, START_FEE) == pytest.approx(0.25)  # what is left
+    retry = store.batches.claim_batch(db, job_id, 0, lease_seconds=60, resume_attempt=first.attempt)
+    assert store.batches.end_batch(db, retry, store.batches.BatchTally(scraped=3, cost_usd=0.25)) == "processing"
+    assert store.batches.end_batch(db, retry, store.batches.BatchTally(scraped=3, cost_usd=0.25)) is None  # a duplicate
+    assert store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)["cost_usd"] == pytest.approx(1.0)
+    assert store.batches.run_budget(db, job_id, START_FEE) == 0
 
 
 def test_each_run_gets_its_share_and_the_status_sums_their_usage(client, worker, emulator):

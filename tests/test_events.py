@@ -2,7 +2,7 @@
 import json
 from itertools import count
 
-from utils import storage
+from utils import store
 from utils.config import Settings
 from utils.events import job_events
 
@@ -40,13 +40,13 @@ def test_the_stream_follows_a_job_to_its_end(client, worker, emulator):
 
 
 def test_heartbeats_and_a_bounded_lifetime(engine):
-    job_id, _ = storage.create_job(
+    job_id, _ = store.jobs.create_job(
         engine, api_key_id=None, accounts=["a"], target_gender="any", min_confidence=0.0,
         total_scrape_count=1, per_account_limit=1, batch_size=1,
     )
     settings = Settings(sse_poll_seconds=1, sse_heartbeat_seconds=3, sse_max_seconds=10)
     ticks = count()  # a clock that moves one second per read, so nothing waits
-    stream = "".join(job_events(engine, job_id, settings, clock=lambda: next(ticks), sleep=lambda _: None))
+    stream = "".join(job_events(engine, job_id, store.jobs.ALL_KEYS, settings, clock=lambda: next(ticks), sleep=lambda _: None))
     events = _parse(stream)
     assert events[0][0] == "status" and events[0][1]["status"] == "queued"
     assert events.count(("comment", ": keep-alive")) >= 2

@@ -3,8 +3,8 @@ import csv
 import io
 import json
 
-from utils import export, storage
-from utils.batch_processor import write_profiles
+from utils import export, store
+from utils.store.results import write_profiles
 
 from conftest import all_results, submit, wait_for_job
 
@@ -32,7 +32,7 @@ def test_both_formats_hold_every_result(client, engine, worker, emulator):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"].endswith('.csv"')
     text = response.get_data(as_text=True)
-    assert text.splitlines()[0] == ",".join(storage.RESULT_COLUMNS)
+    assert text.splitlines()[0] == ",".join(store.results.RESULT_COLUMNS)
     rows = _csv_profiles(text)
     assert [r["profile_id"] for r in rows] == [p["profile_id"] for p in expected]
     assert [r["source_accounts"] for r in rows] == [p["source_accounts"] for p in expected]
@@ -43,12 +43,12 @@ def test_both_formats_hold_every_result(client, engine, worker, emulator):
 
 
 def test_csv_defuses_formulas_and_an_empty_job_has_a_header(client, engine, api_key):
-    job_id, _ = storage.create_job(
-        engine, api_key_id=storage.api_key_id(engine, api_key), accounts=["a"], target_gender="any",
+    job_id, _ = store.jobs.create_job(
+        engine, api_key_id=store.keys.api_key_id(engine, api_key), accounts=["a"], target_gender="any",
         min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1,
     )
     url = f"/api/job-results/{job_id}/export?format=csv"
-    assert client.get(url).get_data(as_text=True) == ",".join(storage.RESULT_COLUMNS) + "\n"
+    assert client.get(url).get_data(as_text=True) == ",".join(store.results.RESULT_COLUMNS) + "\n"
     write_profiles(engine, job_id, [{
         "profile_id": "1", "username": "eve", "full_name": '=HYPERLINK("http://x","hi")', "gender": "female",
         "gender_confidence": 0.9, "is_private": False, "is_verified": None, "profile_pic_url": None,

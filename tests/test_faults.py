@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from celery_config import publish_batch
-from utils import storage
+from utils import store
 
 from conftest import authorised_client, check_job, eventually, runs_of, submit, wait_for_job
 from stack import APIFY_TOKEN, QUEUE, Beat, Worker
@@ -38,10 +38,10 @@ def fault_app(app, postgres_url):
 def client(fault_app, api_key, engine):
     # Jobs other tests left active would be published again by the reconciler here.
     with engine.connect() as conn:
-        active = conn.execute(sa.select(storage.jobs.c.job_id)
-                              .where(storage.jobs.c.status.in_(storage.ACTIVE_JOB_STATUSES))).scalars().all()
+        active = conn.execute(sa.select(store.schema.jobs.c.job_id)
+                              .where(store.schema.jobs.c.status.in_(store.schema.ACTIVE_JOB_STATUSES))).scalars().all()
     for job_id in active:
-        storage.cancel_job(engine, job_id)
+        store.jobs.cancel_job(engine, job_id)
     return authorised_client(fault_app, api_key)
 
 
@@ -67,8 +67,8 @@ def start(service_settings, tmp_path):
 
 def _batch(engine, job_id, index):
     with engine.connect() as conn:
-        return conn.execute(sa.select(storage.batches).where(
-            storage.batches.c.job_id == job_id, storage.batches.c.batch_index == index)).mappings().first()
+        return conn.execute(sa.select(store.schema.batches).where(
+            store.schema.batches.c.job_id == job_id, store.schema.batches.c.batch_index == index)).mappings().first()
 
 
 def _wait_for_run(engine, job_id, index):

@@ -4,13 +4,13 @@ import uuid
 import pytest
 
 from conftest import authorised_client, submit
-from utils import storage
+from utils import store
 
 
 @pytest.fixture
 def own_client(app, engine):
     """A client with a key of its own, so the listing holds only this test's jobs."""
-    return authorised_client(app, storage.create_api_key(engine, f"jobs-list-{uuid.uuid4().hex[:8]}"))
+    return authorised_client(app, store.keys.create_api_key(engine, f"jobs-list-{uuid.uuid4().hex[:8]}"))
 
 
 def test_jobs_are_listed_newest_first_and_paged_by_cursor(own_client, client):
@@ -30,7 +30,7 @@ def test_jobs_are_listed_newest_first_and_paged_by_cursor(own_client, client):
 
 def test_a_job_in_the_list_reads_like_its_status(own_client, engine):
     job_id = submit(own_client, ["nike"])["job_id"]
-    storage.cancel_job(engine, job_id)  # a state no worker moves on from
+    store.jobs.cancel_job(engine, job_id)  # a state no worker moves on from
     listed = own_client.get("/api/jobs").get_json()["jobs"][0]
     assert listed == own_client.get(f"/api/job-status/{job_id}").get_json()
 

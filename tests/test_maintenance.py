@@ -3,14 +3,14 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from utils import maintenance, storage
+from utils import maintenance, store
 from utils.config import Settings
 
 SETTINGS = Settings(requeue_stalled_seconds=60, results_ttl_days=30)
 
 
 def _job(engine, accounts=("a", "b", "c")):
-    job_id, _ = storage.create_job(
+    job_id, _ = store.jobs.create_job(
         engine, api_key_id=None, accounts=list(accounts), target_gender="any", min_confidence=0.0,
         total_scrape_count=30, per_account_limit=10, batch_size=1,
     )
@@ -30,43 +30,43 @@ def _reconcile(engine):
 
 def test_a_batch_whose_holder_died_is_published_again(db):
     job_id = _job(db)
-    dead = storage.claim_batch(db, job_id, 1, lease_seconds=60)
+    dead = store.batches.claim_batch(db, job_id, 1, lease_seconds=60)
     assert (job_id, 1) not in _reconcile(db)  # the lease still runs
-    _set(db, storage.batches, job_id, lease_expires_at=storage.utcnow() - timedelta(seconds=1))
+    _set(db, store.schema.batches, job_id, lease_expires_at=store.utcnow() - timedelta(seconds=1))
     assert (job_id, 1) in _reconcile(db)
-    taken_over = storage.claim_batch(db, job_id, 1, lease_seconds=60)
+    taken_over = store.batches.claim_batch(db, job_id, 1, lease_seconds=60)
     assert taken_over.attempt == dead.attempt + 1
-    assert storage.end_batch(db, dead, storage.BatchTally()) is None
+    assert store.batches.end_batch(db, dead, store.batches.BatchTally()) is None
 
 
 def test_waiting_batches_are_published_again_only_when_every_job_is_silent(db):
     job_id = _job(db)
     assert not [p for p in _reconcile(db) if p[0] == job_id]
     with db.begin() as conn:  # nothing anywhere has moved for two minutes
-        conn.execute(storage.jobs.update().where(storage.jobs.c.status.in_(storage.ACTIVE_JOB_STATUSES))
-                     .values(updated_at=storage.utcnow() - timedelta(minutes=2)))
+        conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.status.in_(store.schema.ACTIVE_JOB_STATUSES))
+                     .values(updated_at=store.utcnow() - timedelta(minutes=2)))
     assert [p for p in _reconcile(db) if p[0] == job_id] == [(job_id, 0), (job_id, 1), (job_id, 2)]
     assert not [p for p in _reconcile(db) if p[0] == job_id]  # not again right away
 
 
 def test_batches_of_ended_jobs_are_left_alone(db):
     job_id = _job(db)
-    storage.claim_batch(db, job_id, 0, lease_seconds=60)
-    storage.cancel_job(db, job_id)
-    _set(db, storage.batches, job_id, lease_expires_at=storage.utcnow() - timedelta(seconds=1))
-    _set(db, storage.jobs, job_id, updated_at=storage.utcnow() - timedelta(minutes=2))
+    store.batches.claim_batch(db, job_id, 0, lease_seconds=60)
+    store.jobs.cancel_job(db, job_id)
+    _set(db, store.schema.batches, job_id, lease_expires_at=store.utcnow() - timedelta(seconds=1))
+    _set(db, store.schema.jobs, job_id, updated_at=store.utcnow() - timedelta(minutes=2))
     assert not [p for p in _reconcile(db) if p[0] == job_id]
 
 
 def test_purge_deletes_only_jobs_past_their_retention(db):
     old, fresh = _job(db), _job(db)
-    claim = storage.claim_batch(db, old, 0, 60)
-    storage.record_run(db, claim, "RUN-OLD")
-    _set(db, storage.jobs, old, created_at=storage.utcnow() - timedelta(days=31))
+    claim = store.batches.claim_batch(db, old, 0, 60)
+    store.batches.record_run(db, claim, "RUN-OLD")
+    _set(db, store.schema.jobs, old, created_at=store.utcnow() - timedelta(days=31))
     aborted = []
     assert maintenance.purge(db, SETTINGS, aborted.extend) >= 1
-    assert storage.get_job(db, old) is None and storage.get_job(db, fresh) is not None
+    assert store.jobs.get_job(db, old, store.jobs.ALL_KEYS) is None and store.jobs.get_job(db, fresh, store.jobs.ALL_KEYS) is not None
     assert aborted == ["RUN-OLD"]
     with db.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(storage.batches)
-                            .where(storage.batches.c.job_id == old)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.schema.batches)
+                            .where(store.schema.batches.c.job_id == old)).scalar() == 0

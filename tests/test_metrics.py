@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from celery_config import make_celery
 from conftest import authorised_client, submit, wait_for_job
-from utils import metrics, storage
+from utils import metrics, store
 from utils.config import Settings
 
 
@@ -52,9 +52,9 @@ def test_worker_counters_move_after_a_job(metrics_app, client, worker, emulator)
 
 
 def test_jobs_by_status_are_counted_at_scrape_time(metrics_app, app, engine):
-    own = authorised_client(app, storage.create_api_key(engine, f"metrics-{uuid.uuid4().hex[:8]}"))
+    own = authorised_client(app, store.keys.create_api_key(engine, f"metrics-{uuid.uuid4().hex[:8]}"))
     before = scrape(metrics_app)
-    storage.cancel_job(engine, submit(own, ["counted"])["job_id"])
+    store.jobs.cancel_job(engine, submit(own, ["counted"])["job_id"])
     after = scrape(metrics_app)
     assert value(after, "followsift_jobs", status="cancelled") == value(before, "followsift_jobs", status="cancelled") + 1
     assert {"queued", "processing", "completed", "failed"} <= {

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from utils import embedded_redis, storage
+from utils import embedded_redis, store
 
 from conftest import authorised_client, check_job, eventually, runs_of, submit, wait_for_job
 from stack import APIFY_TOKEN, Worker
@@ -116,8 +116,8 @@ def test_stopping_a_job_aborts_its_runs_and_starts_no_more(client, worker, emula
     assert len(eventually(lambda: runs_of(emulator, accounts), _all_aborted, 20)) == 2
     if stop == "cancel":
         with engine.connect() as conn:
-            statuses = conn.execute(sa.select(storage.batches.c.status)
-                                    .where(storage.batches.c.job_id == created["job_id"])).scalars().all()
+            statuses = conn.execute(sa.select(store.schema.batches.c.status)
+                                    .where(store.schema.batches.c.job_id == created["job_id"])).scalars().all()
         assert sorted(statuses) == ["cancelled"] * 3
 
 
@@ -128,7 +128,7 @@ def default_stack(tmp_path_factory, emulator):
     env = {"INSTANCE_PATH": instance, "DATABASE_URL": "", "REDIS_URL": "", "APIFY_TOKEN": APIFY_TOKEN,
            "APIFY_API_URL": emulator.url, "APIFY_HTTP_RETRIES": "0"}
     app = create_app({"instance_path": instance, "database_url": "", "redis_url": ""})
-    storage.migrate(app.extensions["engine"])
+    store.migrate(app.extensions["engine"])
     worker = Worker(env, f"{instance}/worker.log")
     yield app
     worker.stop()
@@ -138,7 +138,7 @@ def default_stack(tmp_path_factory, emulator):
 def test_the_embedded_default_runs_the_same_pipeline(default_stack):
     assert default_stack.extensions["engine"].dialect.name == "sqlite"
     assert default_stack.extensions["celery"].conf.broker_url.startswith("redis+socket://")
-    client = authorised_client(default_stack, storage.create_api_key(default_stack.extensions["engine"], "local"))
+    client = authorised_client(default_stack, store.keys.create_api_key(default_stack.extensions["engine"], "local"))
     accounts = [f"local{i}" for i in range(55)]
     created = submit(client, accounts, gender="male", total=55 * 12)
     status = wait_for_job(client, created["job_id"])

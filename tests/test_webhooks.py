@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from app import create_app
-from utils import storage, webhooks
+from utils import store, webhooks
 
 from conftest import WEBHOOK_SECRET, authorised_client, eventually, submit, wait_for_job
 
@@ -65,7 +65,7 @@ def _check_signature(headers, body):
 
 
 def _wait_until_recorded(engine, job_id):
-    return eventually(lambda: storage.get_job(engine, job_id),
+    return eventually(lambda: store.jobs.get_job(engine, job_id, store.jobs.ALL_KEYS),
                       lambda job: job["callback_delivered_at"] is not None or job["callback_error"], 10)
 
 
@@ -85,7 +85,7 @@ def test_the_job_end_is_posted_signed_and_retried_after_a_500(client, engine, wo
 
     job = _wait_until_recorded(engine, created["job_id"])  # the worker records it after the receiver's 200
     assert job["callback_delivered_at"] is not None and job["callback_error"] is None
-    with storage.callback_to_send(engine, created["job_id"]) as (pending, _):
+    with store.callbacks.callback_to_send(engine, created["job_id"]) as (pending, _):
         assert pending is None, "a delivered callback is not sent again"
 
 

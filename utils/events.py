@@ -11,17 +11,18 @@ any drop. Each open stream holds one thread of the web process: run gunicorn wit
 import json
 import time
 
-from utils import storage
+from utils.store.jobs import get_job
+from utils.store.schema import ENDED_JOB_STATUSES
 from utils.schemas import status_body
 
 
-def job_events(engine, job_id, settings, clock=time.monotonic, sleep=time.sleep):
-    """Yield the SSE stream of one job, as text chunks."""
+def job_events(engine, job_id, api_key_id, settings, clock=time.monotonic, sleep=time.sleep):
+    """Yield the SSE stream of one of the tenant's jobs, as text chunks."""
     started = last_sent = clock()
     last_body = None
     yield "retry: 3000\n\n"
     while True:
-        job = storage.get_job(engine, job_id)
+        job = get_job(engine, job_id, api_key_id)
         if job is None:
             yield _event("deleted", {"job_id": job_id})
             return
@@ -29,7 +30,7 @@ def job_events(engine, job_id, settings, clock=time.monotonic, sleep=time.sleep)
         if body != last_body:
             yield _event("status", body)
             last_body, last_sent = body, clock()
-        if job["status"] in storage.ENDED_JOB_STATUSES:
+        if job["status"] in ENDED_JOB_STATUSES:
             return
         now = clock()
         if now - started >= settings.sse_max_seconds:

@@ -1,6 +1,6 @@
 """Every result of a job as CSV or NDJSON, streamed page by page in constant memory.
 
-The rows are read by keyset (`storage.result_page` after the last id), one page of
+The rows are read by keyset (`results.result_page` after the last id), one page of
 EXPORT_PAGE_SIZE at a time, and each page is encoded and handed on before the next is read.
 
 CSV: a header row, then one row per profile; `source_accounts` is joined with ";" (Instagram
@@ -13,7 +13,7 @@ import csv
 import io
 import json
 
-from utils import storage
+from utils.store import results
 
 EXPORT_PAGE_SIZE = 1000
 FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
@@ -24,18 +24,18 @@ def profiles(engine, job_id, page_size=EXPORT_PAGE_SIZE):
     """Yield the job's profiles a page (a list) at a time, in the order they were stored."""
     after_id = None
     while True:
-        page, next_cursor = storage.result_page(engine, job_id, page_size, after_id=after_id)
+        page, next_cursor = results.result_page(engine, job_id, page_size, after_id=after_id)
         if page:
             yield page
         if next_cursor is None:
             return
-        after_id = storage.decode_cursor(next_cursor)
+        after_id = results.decode_cursor(next_cursor)
 
 
 def stream(engine, job_id, fmt):
     """Yield the export of `fmt` ("csv" or "ndjson") as text chunks, one per page."""
     if fmt == "csv":
-        yield _csv_lines([storage.RESULT_COLUMNS])
+        yield _csv_lines([results.RESULT_COLUMNS])
         for page in profiles(engine, job_id):
             yield _csv_lines(_csv_row(profile) for profile in page)
     else:
@@ -51,7 +51,7 @@ def _csv_lines(rows):
 
 def _csv_row(profile):
     row = []
-    for name in storage.RESULT_COLUMNS:
+    for name in results.RESULT_COLUMNS:
         value = profile[name]
         if name == "source_accounts":
             value = ";".join(value)

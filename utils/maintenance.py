@@ -7,14 +7,14 @@ sends a batch's message; `abort_runs(run_ids)` asks a worker to abort Apify runs
 """
 from datetime import timedelta
 
-from utils import storage
+from utils import store
 
 
 def reconcile(engine, settings, publish):
     """Publish again the batches whose holder died and, when the queue has gone silent,
     the batches still waiting. Duplicates are harmless: a batch is claimed only once."""
-    lost = storage.requeue_expired_batches(engine)
-    lost += storage.stalled_queued_batches(engine, settings.requeue_stalled_seconds)
+    lost = store.batches.requeue_expired_batches(engine)
+    lost += store.batches.stalled_queued_batches(engine, settings.requeue_stalled_seconds)
     for job_id, batch_index in lost:
         publish(job_id, batch_index)
     return len(lost)
@@ -22,10 +22,10 @@ def reconcile(engine, settings, publish):
 
 def purge(engine, settings, abort_runs):
     """Delete jobs created more than `RESULTS_TTL_DAYS` ago, with their batches and results."""
-    older_than = storage.utcnow() - timedelta(days=settings.results_ttl_days)
-    job_ids = storage.expired_job_ids(engine, older_than)
+    older_than = store.utcnow() - timedelta(days=settings.results_ttl_days)
+    job_ids = store.jobs.expired_job_ids(engine, older_than)
     for job_id in job_ids:
-        running = storage.delete_job(engine, job_id)
+        running = store.jobs.delete_job(engine, job_id)
         if running:
             abort_runs(running)
     return len(job_ids)

@@ -18,7 +18,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-JOB_STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
+from utils.store.schema import BatchStatus, JobStatus
+
+JOB_STATUSES = tuple(JobStatus)
 
 BATCHES = Counter("followsift_batches_total", "Batches ended, by outcome (succeeded or failed).", ["outcome"])
 PROFILES = Counter("followsift_profiles_total",
@@ -34,7 +36,7 @@ APIFY_ERRORS = Counter("followsift_apify_errors_total",
 
 def batch_ended(failed, scraped):
     """Count a batch this execution ended (once per batch, like the job's own counters)."""
-    BATCHES.labels("failed" if failed else "succeeded").inc()
+    BATCHES.labels(BatchStatus.FAILED if failed else BatchStatus.SUCCEEDED).inc()
     PROFILES.labels("scraped").inc(scraped)
 
 

@@ -1,7 +1,7 @@
 """The JSON the API answers with, as pydantic models.
 
 The OpenAPI document (`api_docs.py`) is generated from these and from the request models
-in `api_async.py`, so the document cannot drift from what is validated and sent. The job
+in `utils/jobs.py`, so the document cannot drift from what is validated and sent. The job
 status body is built here, not in the web layer, because the worker sends the same body
 to a job's `callbackUrl` when the job ends.
 """
@@ -9,7 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
+from utils.store.schema import JobStatus as Status
+
+# Inlined as an enum of strings in the OpenAPI document (one source: the store's JobStatus enum).
+JobState = Literal[tuple(Status)]
 
 
 class ErrorDetail(BaseModel):
@@ -26,7 +29,7 @@ class ErrorResponse(BaseModel):
 
 class JobCreated(BaseModel):
     job_id: str
-    status: Literal["queued"]
+    status: Literal[Status.QUEUED.value]
     status_url: str
     results_url: str
     total_batches: int
@@ -94,7 +97,7 @@ class ResultsPage(BaseModel):
 
 class JobCancelled(BaseModel):
     job_id: str
-    status: Literal["cancelled"]
+    status: Literal[Status.CANCELLED.value]
 
 
 class Estimate(BaseModel):
@@ -118,7 +121,7 @@ def iso(value):
 def status_body(job):
     """A job row as the API shows it."""
     done = job["batches_done"]
-    progress = 100.0 if job["status"] == "completed" else round(100 * done / job["total_batches"], 1)
+    progress = 100.0 if job["status"] == Status.COMPLETED else round(100 * done / job["total_batches"], 1)
     return {
         "job_id": job["job_id"],
         "status": job["status"],

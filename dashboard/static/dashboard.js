@@ -5,7 +5,7 @@
 const KEY_STORAGE = "followsift.apiKey";
 const POLL_MS = 2000;
 const PAGE_SIZE = 50;
-const ENDED = new Set(["completed", "failed", "cancelled"]);
+const ENDED = new Set(FOLLOWSIFT_STATUSES.jobEnded);  // from /dashboard/statuses.js
 const GENDER_LABELS = { female: "women", male: "men", unknown: "unknown", any: "everyone" };
 
 const $ = (id) => document.getElementById(id);
@@ -296,13 +296,7 @@ async function download() {
   const jobId = state.selected;
   $("download").disabled = true;
   try {
-    let blob;
-    try {
-      blob = await (await api(`/api/job-results/${jobId}/export?format=csv`, { raw: true })).blob();
-    } catch (error) {
-      if (error.status !== 404 || error.code === "job_not_found") throw error;
-      blob = await csvByPaging(jobId);  // a server without the export endpoint
-    }
+    const blob = await (await api(`/api/job-results/${jobId}/export?format=csv`, { raw: true })).blob();
     const link = el("a");
     link.href = URL.createObjectURL(blob);
     link.download = `followsift-${jobId}.csv`;
@@ -317,16 +311,6 @@ async function download() {
   }
 }
 
-async function csvByPaging(jobId) {
-  const profiles = [];
-  let cursor = null;
-  do {
-    const page = await api(`/api/job-results/${jobId}?limit=1000` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
-    profiles.push(...page.profiles.map((p) => ({ ...p, source_accounts: p.source_accounts.join(";") })));
-    cursor = page.next_cursor;
-  } while (cursor);
-  return new Blob([Papa.unparse(profiles)], { type: "text/csv" });
-}
 
 // -- start -----------------------------------------------------------------------------------
 

@@ -1,0 +1,156 @@
+"""The job service: what a job request may be, and creating, cancelling and deleting jobs.
+
+The POST view (`api_async.py`) and `flask scrape` (`cli.py`) both come through here, so a
+job is validated, normalised and queued the same way whichever door it came in by. Errors
+are domain errors (`JobError` and its kinds); the API maps them to HTTP statuses and the
+CLI to messages.
+"""
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from celery_config import dispatch_job, notify_job_end, request_abort
+from utils import costs, store
+from utils.gender import DEFAULT_MIN_CONFIDENCE
+from utils.store.schema import ACTIVE_JOB_STATUSES, JobStatus
+
+USERNAME = re.compile(r"[a-z0-9._]{1,30}")
+TargetGender = Literal["male", "female", "any"]
+
+
+class ScrapeRequest(BaseModel):
+    """The body of `POST /api/scrape-followers`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    accounts: list[str] = Field(min_length=1, description="Instagram usernames, with or without @")
+    targetGender: TargetGender
+    totalScrapeCount: int = Field(ge=1, description="Followers to scrape in all, split evenly over the accounts")
+    minConfidence: float | None = Field(default=None, ge=0, le=1)
+    maxCostUsd: float | None = Field(
+        default=None, gt=0, le=1_000_000,
+        description="Budget in USD: each Apify run may charge its share, and no run starts once it is spent",
+    )
+    callbackUrl: HttpUrl | None = Field(
+        default=None, description="Where to POST the signed job status when the job ends",
+    )
+
+
+class JobError(Exception):
+    """A request the job service refuses; `code` is machine-readable, `details` per field."""
+
+    def __init__(self, code, message, details=None):
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+
+class InvalidJob(JobError):
+    """The job request breaks the schema or a limit."""
+
+
+class JobNotFound(JobError):
+    """No such job for this tenant."""
+
+
+class JobFinished(JobError):
+    """The job already ended, so it cannot be cancelled."""
+
+
+class QueueUnavailable(JobError):
+    """Redis is away; nothing was created."""
+
+
+def parse_spec(body, settings):
+    """Validate and normalise a job request (a dict shaped like the POST body)."""
+    try:
+        spec = ScrapeRequest.model_validate(body)
+    except ValidationError as exc:
+        details = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidJob("invalid_request", "The request body does not match the schema.", details) from None
+    spec.accounts = _normalise_accounts(spec.accounts)
+    if len(spec.accounts) > settings.max_accounts:
+        raise InvalidJob("too_many_accounts", f"At most {settings.max_accounts} accounts per job.")
+    if spec.totalScrapeCount > settings.max_total_scrape_count:
+        raise InvalidJob("invalid_request", f"totalScrapeCount must be at most {settings.max_total_scrape_count}.")
+    if spec.callbackUrl is not None and not settings.webhook_signing_secret:
+        raise InvalidJob("callbacks_disabled",
+                         "callbackUrl needs WEBHOOK_SIGNING_SECRET to be configured on the server.")
+    return spec
+
+
+def _normalise_accounts(raw):
+    """Strip "@", lower-case, check Instagram's rules, drop repeats (first one wins)."""
+    accounts, invalid = {}, []
+    for name in raw:
+        username = name.strip().lstrip("@").lower()
+        if USERNAME.fullmatch(username):
+            accounts.setdefault(username, None)
+        else:
+            invalid.append(name)
+    if invalid:
+        raise InvalidJob(
+            "invalid_usernames",
+            f"{len(invalid)} account(s) are not valid Instagram usernames (1-30 letters, digits, '.' or '_').",
+            [{"field": "accounts", "value": name} for name in invalid[:1000]],
+        )
+    return list(accounts)
+
+
+def submit(engine, celery, settings, spec, api_key_id):
+    """Write the job, commit, and queue its dispatch.
+
+    Returns `{"job_id", "total_batches", "accounts", "per_account_limit"}`; raises
+    QueueUnavailable (after removing the job) when the queue is unreachable.
+    """
+    per_account_limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
+    job_id, total_batches = store.jobs.create_job(
+        engine, api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
+        min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
+        total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
+        batch_size=settings.batch_size, max_cost_usd=spec.maxCostUsd,
+        callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
+    )
+    try:
+        dispatch_job(celery, job_id)
+    except Exception as exc:  # kombu raises several types; the job must not stay behind.
+        store.jobs.delete_job(engine, job_id)
+        raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
+    return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
+            "per_account_limit": per_account_limit}
+
+
+def find(engine, job_id, api_key_id):
+    """The tenant's job, or JobNotFound."""
+    job = store.jobs.get_job(engine, job_id, api_key_id)
+    if job is None:
+        raise JobNotFound("job_not_found", f"No job with id {job_id!r}.")
+    return job
+
+
+def cancel(engine, celery, job_id, api_key_id, on_queue_error):
+    """Stop the tenant's job (idempotent): batches not started never call Apify; running runs
+    are aborted. Returns the job; JobFinished when it had already ended otherwise."""
+    job = find(engine, job_id, api_key_id)
+    if job["status"] in ACTIVE_JOB_STATUSES and store.jobs.cancel_job(engine, job["job_id"]):
+        _follow_up(on_queue_error, f"the callback of job {job['job_id']}", notify_job_end, celery, job["job_id"])
+    job = find(engine, job_id, api_key_id)
+    if job["status"] != JobStatus.CANCELLED:
+        raise JobFinished("job_finished", f"The job already ended {job['status']}.")
+    return job
+
+
+def delete(engine, celery, job_id, api_key_id, on_queue_error):
+    """Delete the tenant's job, its batches and its results, and abort its Apify runs."""
+    job = find(engine, job_id, api_key_id)
+    running = store.jobs.delete_job(engine, job["job_id"])
+    if running:  # unaborted, the runs end on their own, capped by their item limits
+        _follow_up(on_queue_error, f"the abort of {len(running)} Apify runs", request_abort, celery, running)
+
+
+def _follow_up(on_queue_error, what, send, *args):
+    """Queue a message that follows a change already committed; the change stands if Redis is away."""
+    try:
+        send(*args)
+    except Exception as exc:  # kombu raises several types
+        on_queue_error(f"could not queue {what}: {type(exc).__name__}")

@@ -1,0 +1,94 @@
+"""Storage by aggregate, on Postgres (production) or SQLite (the embedded default).
+
+    schema     the tables and the JobStatus / BatchStatus enums
+    keys       api_keys: create, revoke, authenticate
+    jobs       scrape_jobs: create, find (always within a tenant), list, stop, delete
+    batches    scrape_batches: claims and leases, runs, budgets, ending a batch into its job
+    results    scrape_results: the write path (COPY) and result pages
+    callbacks  the job-end callback columns of scrape_jobs: who sends it, once
+
+This module builds the engine and applies `migrations/`. Postgres is the source of truth
+for job state: every state change is a conditional UPDATE, so a redelivered or duplicated
+Celery message can never move a job or batch twice.
+"""
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from utils.store import batches, callbacks, jobs, keys, results, schema  # noqa: F401 (the package's API)
+from utils.store.schema import utcnow
+
+MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def database_url(settings):
+    """The SQLAlchemy URL: psycopg 3 for Postgres, a file under the instance folder by default."""
+    url = settings.database_url
+    if not url:
+        Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(settings.instance_path) / 'followsift.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(settings, pool_size=2):
+    url = make_url(database_url(settings))
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # Supabase's transaction pooler (port 6543) cannot hold prepared statements.
+    connect_args = {"prepare_threshold": None} if url.port == 6543 else {}
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    # WAL lets the web process read while a worker writes; foreign keys give ON DELETE CASCADE.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(engine):
+    """Apply the dialect's SQL files in `migrations/` that have not run yet; return their names."""
+    postgres = engine.dialect.name == "postgresql"
+    folder = MIGRATIONS / ("postgresql" if postgres else "sqlite")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "create table if not exists schema_migrations "
+            "(version text primary key, applied_at text not null)"
+        )
+        if postgres:
+            # Like every table: no access through Supabase's anon/authenticated roles.
+            conn.exec_driver_sql("alter table schema_migrations enable row level security")
+        done = set(conn.exec_driver_sql("select version from schema_migrations").scalars())
+    applied = []
+    for path in sorted(folder.glob("*.sql")):
+        if path.name in done:
+            continue
+        _run_script(engine, path.read_text())
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into schema_migrations (version, applied_at) values (:v, :at)"),
+                         {"v": path.name, "at": utcnow().isoformat()})
+        applied.append(path.name)
+    return applied
+
+
+def _run_script(engine, sql):
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            raw.executescript(sql)
+        else:
+            raw.cursor().execute(sql)
+        raw.commit()
+    finally:
+        raw.close()

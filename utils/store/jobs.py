@@ -1,0 +1,145 @@
+"""Jobs (table scrape_jobs): create with their batches, find within a tenant, list, stop, delete.
+
+Every lookup takes its tenant: an API key id, or `ALL_KEYS` said out loud by operator
+commands and the worker, which act on any job.
+"""
+import json
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from utils.store import cursors
+from utils.store.schema import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus, batches, jobs, results, utcnow
+
+
+class _AllKeys:
+    def __repr__(self):
+        return "ALL_KEYS"
+
+
+ALL_KEYS = _AllKeys()
+
+
+def _scoped(query, api_key_id):
+    if api_key_id is ALL_KEYS:
+        return query
+    if not isinstance(api_key_id, int):
+        raise TypeError(f"a tenant is an API key id or ALL_KEYS, not {api_key_id!r}")
+    return query.where(jobs.c.api_key_id == api_key_id)
+
+
+def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
+               per_account_limit, batch_size, max_cost_usd=None, callback_url=None):
+    """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
+    job_id = str(uuid.uuid4())
+    now = utcnow()
+    account_batches = [accounts[i:i + batch_size] for i in range(0, len(accounts), batch_size)]
+    with engine.begin() as conn:
+        conn.execute(jobs.insert().values(
+            job_id=job_id, api_key_id=api_key_id, status=JobStatus.QUEUED, target_gender=target_gender,
+            min_confidence=min_confidence,
+            accounts_count=len(accounts), per_account_limit=per_account_limit,
+            total_scrape_count=total_scrape_count, total_batches=len(account_batches),
+            max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
+        ))
+        conn.execute(batches.insert(), [
+            {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
+            for index, chunk in enumerate(account_batches)
+        ])
+    return job_id, len(account_batches)
+
+
+def get_job(engine, job_id, api_key_id):
+    """The job row as a dict if it belongs to the tenant, else None (also for a non-UUID)."""
+    if not cursors.is_uuid(job_id):
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(_scoped(jobs.select().where(jobs.c.job_id == job_id), api_key_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_jobs(engine, api_key_id, limit, *, before=None):
+    """A tenant's jobs, newest first: (jobs, next_cursor), paged by keyset on (created_at, job_id).
+
+    `before` is a decoded job cursor; next_cursor is None on the last page.
+    """
+    j = jobs.c
+    query = _scoped(jobs.select().order_by(j.created_at.desc(), j.job_id.desc()).limit(limit + 1), api_key_id)
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(sa.or_(j.created_at < created_at,
+                                   sa.and_(j.created_at == created_at, j.job_id < job_id)))
+    with engine.connect() as conn:
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    next_cursor = encode_job_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def encode_job_cursor(job):
+    return cursors.encode("j", f"{job['created_at'].isoformat()}|{job['job_id']}")
+
+
+def decode_job_cursor(cursor):
+    """(created_at, job_id) a jobs cursor points before; ValueError for anything we did not issue."""
+    created_at, _, job_id = cursors.decode("j", cursor).partition("|")
+    if not cursors.is_uuid(job_id):
+        raise ValueError("malformed cursor")
+    try:
+        return datetime.fromisoformat(created_at), job_id
+    except ValueError:
+        raise ValueError("malformed cursor") from None
+
+
+def delete_job(engine, job_id):
+    """Delete the job, its batches and its results; returns the Apify runs still going."""
+    with engine.begin() as conn:
+        running = conn.execute(
+            sa.select(batches.c.apify_run_id)
+            .where(batches.c.job_id == job_id, batches.c.status == BatchStatus.RUNNING,
+                   batches.c.apify_run_id.is_not(None))
+        ).scalars().all()
+        for table in (results, batches, jobs):
+            conn.execute(table.delete().where(table.c.job_id == job_id))
+    return running
+
+
+def expired_job_ids(engine, older_than):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(jobs.c.job_id).where(jobs.c.created_at < older_than)).scalars().all()
+
+
+def fail_job(engine, job_id, message):
+    """End an active job as failed and cancel its batches that have not started."""
+    return stop_job(engine, job_id, JobStatus.FAILED, message)
+
+
+def cancel_job(engine, job_id):
+    return stop_job(engine, job_id, JobStatus.CANCELLED, "Cancelled on request.")
+
+
+def stop_job(engine, job_id, status, message):
+    """End an active job with `status`; its queued batches are cancelled and never start.
+
+    Running batches notice at their next heartbeat and abort their Apify runs.
+    Returns False when the job was not active.
+    """
+    now = utcnow()
+    with engine.begin() as conn:
+        # Batch rows before the job row: the lock order claims and end_batch use.
+        conn.execute(
+            batches.update()
+            .where(batches.c.job_id == job_id, batches.c.status == BatchStatus.QUEUED)
+            .values(status=BatchStatus.CANCELLED, finished_at=now)
+        )
+        stopped = conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+            .values(status=status, error_message=message, updated_at=now, completed_at=now)
+        ).rowcount
+    return bool(stopped)
+
+
+def mark_budget_exhausted(engine, job_id):
+    with engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(budget_exhausted=True))

@@ -1,0 +1,38 @@
+"""API keys (table api_keys): 256-bit random strings, of which only a SHA-256 is stored."""
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+
+from utils.store.schema import api_keys, utcnow
+
+
+def _hash_key(key):
+    # Keys are 256-bit random strings, so a fast hash suffices: nothing to brute-force.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(engine, name):
+    """A new key for `name`; it is returned once and only its hash is stored."""
+    key = "fs_" + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(api_keys.insert().values(name=name, key_hash=_hash_key(key), created_at=utcnow()))
+    return key
+
+
+def revoke_api_key(engine, name):
+    """Revoke the live key called `name`; False when there is none."""
+    with engine.begin() as conn:
+        return bool(conn.execute(
+            api_keys.update().where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount)
+
+
+def api_key_id(engine, key):
+    """The id of the live key `key`, or None."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(api_keys.c.id)
+            .where(api_keys.c.key_hash == _hash_key(key), api_keys.c.revoked_at.is_(None))
+        ).scalar()

@@ -1,0 +1,154 @@
+"""Results (table scrape_results): the write path and result pages.
+
+Writes are idempotent: a chunk inserts the profiles that are new to the job, adds the
+source account to the ones already there, and adds the number of new rows to the job's
+`profiles_kept`, all in one transaction. Since only rows really inserted are counted, a
+retried or redelivered batch that writes the same followers again adds nothing, and the
+job's counter always equals its number of result rows.
+
+On Postgres the new rows go in by COPY (see `_copy_new`): a multi-row `INSERT ... ON
+CONFLICT` of 1,000 rows x 11 parameters costs more in client-side parameter handling and
+speculative insertion than the database spends storing the rows (bench/write_path.py).
+SQLite, and Postgres when batches race for the same follower, take the multi-row insert.
+"""
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from utils import metrics
+from utils.store import cursors
+from utils.store.schema import jobs, results, utcnow
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+RESULT_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confidence",
+                  "is_private", "is_verified", "profile_pic_url", "source_accounts")
+
+def write_profiles(engine, job_id, rows):
+    """Upsert `rows` (dicts with a `sources` list) for the job; returns how many were new."""
+    if not rows:
+        return 0
+    # In profile order: concurrent batches that share followers then lock the rows they
+    # both touch in the same order, and cannot deadlock.
+    rows = sorted(rows, key=lambda row: row["profile_id"])
+    now = utcnow()
+    with engine.begin() as conn:
+        insert_new = _copy_new if conn.dialect.name == "postgresql" else _insert_new
+        new_ids = insert_new(conn, job_id, rows, now)
+        seen_before = [
+            {"pid": row["profile_id"], "src": source, "pattern": _contains_pattern(source)}
+            for row in rows if row["profile_id"] not in new_ids for source in row["sources"]
+        ]
+        if seen_before:
+            conn.execute(_ADD_SOURCE.where(results.c.job_id == job_id), seen_before)
+        if new_ids:
+            conn.execute(
+                jobs.update().where(jobs.c.job_id == job_id)
+                .values(profiles_kept=jobs.c.profiles_kept + len(new_ids), updated_at=now)
+            )
+    metrics.profiles_kept(len(new_ids))
+    return len(new_ids)
+
+
+# What a row brings itself; the job id and the time are the chunk's.
+_ROW = ("profile_id", "username", "full_name", "gender", "gender_confidence", "is_private", "is_verified",
+        "profile_pic_url")
+
+
+def _insert_new(conn, job_id, rows, now):
+    """Insert the rows whose profile is new to the job; returns their profile ids."""
+    values = [{**{name: row[name] for name in _ROW}, "source_accounts": ",".join(row["sources"]),
+               "job_id": job_id, "created_at": now} for row in rows]
+    insert = _INSERT[conn.dialect.name](results).on_conflict_do_nothing(index_elements=["job_id", "profile_id"])
+    return set(conn.execute(insert.returning(results.c.profile_id), values).scalars())
+
+
+_STORED = (
+    sa.select(results.c.profile_id)
+    .where(results.c.job_id == sa.bindparam("job_id"),
+           results.c.profile_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))))
+)
+_COPY = f"COPY {results.name} (job_id, created_at, {', '.join(_ROW)}, source_accounts) FROM STDIN"
+
+
+def _copy_new(conn, job_id, rows, now):
+    """`_insert_new` on Postgres, at nearly the speed of a plain COPY.
+
+    The rows whose profile is not stored yet are COPY'd straight into the table. If another
+    batch stores one of them meanwhile (it has not committed when we look), the COPY hits the
+    unique key; the chunk then falls back to `INSERT ... ON CONFLICT DO NOTHING`, which is
+    slower (bench/write_path.py) but settles any overlap.
+    """
+    stored = set(conn.execute(_STORED, {"job_id": job_id, "ids": [row["profile_id"] for row in rows]}).scalars())
+    new = [row for row in rows if row["profile_id"] not in stored]
+    chunk = (str(job_id), now.isoformat())  # as text: Postgres parses them faster than psycopg adapts them
+    try:
+        with conn.begin_nested():
+            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+                for row in new:
+                    copy.write_row((*chunk, *(row[name] for name in _ROW), ",".join(row["sources"])))
+    except psycopg.errors.UniqueViolation:
+        return _insert_new(conn, job_id, rows, now)
+    return {row["profile_id"] for row in new}
+
+
+# Append a source account to a stored profile unless it is listed already. Usernames hold
+# only letters, digits, "." and "_", so "," separates them safely; "_" is escaped for LIKE.
+_source = sa.bindparam("src", type_=sa.Text)
+_listed = (sa.literal(",") + results.c.source_accounts + ",").like(sa.bindparam("pattern"), escape="\\")
+_ADD_SOURCE = (
+    results.update()
+    .where(results.c.profile_id == sa.bindparam("pid"), sa.not_(_listed))
+    .values(source_accounts=sa.case(
+        (results.c.source_accounts == "", _source),
+        else_=results.c.source_accounts + "," + _source,
+    ))
+)
+
+
+def _contains_pattern(source):
+    return "%," + source.replace("_", "\\_") + ",%"
+
+
+def encode_cursor(last_id):
+    return cursors.encode("r", str(last_id))
+
+
+def decode_cursor(cursor):
+    """The result id a cursor points after; ValueError for anything we did not issue."""
+    number = cursors.decode("r", cursor)
+    if not number.isdigit() or len(number) > 19:
+        raise ValueError("malformed cursor")
+    return int(number)
+
+
+def result_page(engine, job_id, limit, *, after_id=None, offset=0):
+    """One page of a job's results in insertion order, by keyset (`after_id`) or by offset.
+
+    Returns (profiles, next_cursor); next_cursor is None on the last page.
+    """
+    query = (
+        sa.select(results.c.id, *(results.c[name] for name in RESULT_COLUMNS))
+        .where(results.c.job_id == job_id)
+        .order_by(results.c.job_id, results.c.id)
+        .limit(limit + 1)
+    )
+    if after_id is not None:
+        query = query.where(results.c.id > after_id)
+    elif offset:
+        query = query.offset(offset)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # Walk the (job_id, id) index in order. Until statistics know a big job, the
+            # planner guesses it is small and would rather fetch all of its rows and sort them.
+            conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        rows = conn.execute(query).all()
+    page = [_profile(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return page, next_cursor
+
+
+def _profile(row):
+    # By position: a Row's attribute lookup costs more than the rest of a page (bench/results_pages.py).
+    profile = dict(zip(RESULT_COLUMNS, row[1:]))
+    profile["source_accounts"] = [s for s in profile["source_accounts"].split(",") if s]
+    return profile

@@ -1,0 +1,131 @@
+"""The tables, and the statuses a job and a batch go through.
+
+One SQLAlchemy Core schema serves Postgres (production) and SQLite (the embedded default);
+the SQL that creates it lives in `migrations/`, one folder per dialect. Each table has one
+owning module in this package: `keys` (api_keys), `jobs` (scrape_jobs), `batches`
+(scrape_batches), `results` (scrape_results), `callbacks` (the callback columns of scrape_jobs).
+"""
+import enum
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class BatchStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
+ENDED_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Aware UTC datetimes in and out, also on SQLite (which stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+# Money as numeric in the database, float in Python (SQLite has no decimal type).
+USD = sa.Numeric(14, 6, asdecimal=False)
+ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+)
+
+jobs = sa.Table(
+    "scrape_jobs", metadata,
+    sa.Column("job_id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("target_gender", sa.Text, nullable=False),
+    sa.Column("min_confidence", sa.Float, nullable=False),
+    sa.Column("accounts_count", sa.Integer, nullable=False),
+    sa.Column("per_account_limit", sa.Integer, nullable=False),
+    sa.Column("total_scrape_count", sa.BigInteger, nullable=False),
+    sa.Column("total_batches", sa.Integer, nullable=False),
+    sa.Column("batches_done", sa.Integer, nullable=False, default=0),
+    sa.Column("batches_failed", sa.Integer, nullable=False, default=0),
+    sa.Column("profiles_scraped", sa.BigInteger, nullable=False, default=0),
+    sa.Column("profiles_kept", sa.BigInteger, nullable=False, default=0),
+    sa.Column("male_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("female_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("unknown_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime),
+    sa.Column("api_key_id", sa.BigInteger, sa.ForeignKey("api_keys.id")),
+    sa.Column("max_cost_usd", USD),
+    sa.Column("cost_usd", USD, nullable=False, default=0),
+    sa.Column("budget_exhausted", sa.Boolean, nullable=False, default=False),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("callback_delivered_at", UTCDateTime),
+    sa.Column("callback_error", sa.Text),
+)
+
+batches = sa.Table(
+    "scrape_batches", metadata,
+    sa.Column("job_id", sa.Uuid(as_uuid=False), sa.ForeignKey("scrape_jobs.job_id"), primary_key=True),
+    sa.Column("batch_index", sa.Integer, primary_key=True),
+    sa.Column("accounts", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, default=BatchStatus.QUEUED),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("apify_run_id", sa.Text),
+    sa.Column("profiles_scraped", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", USD, nullable=False, default=0),
+    sa.Column("error_message", sa.Text),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+results = sa.Table(
+    "scrape_results", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("job_id", sa.Uuid(as_uuid=False), sa.ForeignKey("scrape_jobs.job_id"), nullable=False),
+    sa.Column("profile_id", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("full_name", sa.Text, nullable=False),
+    sa.Column("gender", sa.Text, nullable=False),
+    sa.Column("gender_confidence", sa.Float, nullable=False),
+    sa.Column("is_private", sa.Boolean),
+    sa.Column("is_verified", sa.Boolean),
+    sa.Column("profile_pic_url", sa.Text),
+    sa.Column("source_accounts", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
