@@ -5,7 +5,9 @@ No test here connects anywhere but loopback: DNS names are resolved by the `reso
 passes, and a refused URL is refused before any connection."""
 import hashlib
 import hmac
+import ipaddress
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -330,3 +332,17 @@ def test_a_slow_dns_answer_counts_against_the_deadline():
     with pytest.raises(webhooks.DeliveryError, match="does not resolve"):
         webhooks.deliver("https://hooks.example.com/hooks", PAYLOAD, WEBHOOK_SECRET, 1, resolve=slow)
     assert time.monotonic() - started < 1.5
+
+
+def _interface_addresses():
+    listing = subprocess.run(["ip", "-j", "address", "show"], capture_output=True, text=True, check=True).stdout
+    return [ipaddress.ip_address(a["local"]) for interface in json.loads(listing) for a in interface["addr_info"]
+            if not a["local"].startswith("fe80:")]  # link-local needs a scope to route
+
+
+@pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip to list this machine's addresses")
+def test_this_machines_own_addresses_are_recognised_without_sending_anything():
+    addresses = _interface_addresses()
+    assert ipaddress.ip_address("127.0.0.1") in addresses
+    assert all(webhooks.is_this_host(address) for address in addresses), addresses
+    assert not webhooks.is_this_host(ipaddress.ip_address(PUBLIC))  # a UDP connect() only picks a route

@@ -9,7 +9,8 @@ drop a repeat. Signing and the single POST need nothing beyond the standard libr
 
 The URL is a stranger's, so it must not reach into our network (SSRF): `check_callback_url`
 accepts only https URLs in a plain form (no userinfo, no numeric host tricks such as
-`2130706433`) whose host resolves to globally routable addresses only. `deliver` checks again
+`2130706433`) whose host resolves to globally routable addresses only, none of them this
+machine's own (a public address of ours reaches services firewalled from the outside). `deliver` checks again
 at send time, connects to the very address it checked (a name that resolves elsewhere the
 second time changes nothing) while TLS still verifies the certificate against the name, and
 gives up at a deadline for the whole delivery, DNS lookup included, so a receiver that answers
@@ -81,6 +82,19 @@ def is_public_address(address):
     return address.is_global and not address.is_multicast and all(map(is_public_address, _embedded(address)))
 
 
+def is_this_host(address):
+    """True when `address` is assigned to one of this machine's interfaces: the kernel then
+    picks it as the source of a connection to it. A UDP connect() only looks the route up; it
+    sends nothing."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((str(address), 9))
+        except OSError:
+            return False  # no route to it, so not ours
+        return ipaddress.ip_address(probe.getsockname()[0]) == address
+
+
 def _embedded(address):
     if address.version == 4:
         return []
@@ -136,10 +150,15 @@ def _address(host, port, allow_private, resolve):
             raise UnsafeCallbackUrl(f"the callback URL's host {host} does not resolve ({exc})") from None
         if not addresses:
             raise UnsafeCallbackUrl(f"the callback URL's host {host} does not resolve")
-    refused = [str(ip) for ip in addresses if not (allow_private or is_public_address(ip))]
-    if refused:
-        raise UnsafeCallbackUrl(f"the callback URL's host {host} is not public: {', '.join(refused)}")
+    if not allow_private:
+        _refuse(host, [ip for ip in addresses if not is_public_address(ip)], "is not public")
+        _refuse(host, [ip for ip in addresses if is_this_host(ip)], "is this server's own address")
     return str(addresses[0])
+
+
+def _refuse(host, addresses, why):
+    if addresses:
+        raise UnsafeCallbackUrl(f"the callback URL's host {host} {why}: {', '.join(map(str, addresses))}")
 
 
 # -- sending -----------------------------------------------------------------------------------
