@@ -283,7 +283,7 @@ class ThrowawayPostgres:
 
     def _run(self, program, *args):
         command = [*self.as_user, str(self.bin / program), *map(str, args)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
             raise RuntimeError(f"{program} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log}")

@@ -148,7 +148,7 @@ def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emu
 
 @pytest.fixture
 def own_postgres():
-    """A cluster of this test's own, with the service's tables and an API key."""
+    """A Postgres cluster of this test's own, to restart; skipped only where none can start."""
     try:
         cluster = ThrowawayPostgres()
     except ThrowawayPostgres.Unavailable as exc:
