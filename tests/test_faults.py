@@ -3,17 +3,18 @@ flushed mid-job, Postgres restarted mid-job, a flaky Apify, no Apify at all, and
 workers on one job. Each job must end with every expected profile stored once and its
 counters exact. Each test prints what it observed (for the record, not asserted on time).
 
-These tests run their own workers on their own Redis database, so the session worker
-never competes with them.
+These tests run their own workers on a redis-server of their own (flushed at will), so the
+session worker never competes with them; the Postgres they restart is a cluster of their own
+too. The shared servers must come out untouched, which the module checks at its end.
 """
 import os
 import re
-import shutil
 import signal
-import subprocess
 import time
-from pathlib import Path
+import uuid
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
@@ -23,15 +24,45 @@ from celery_config import publish_batch
 from utils import store
 
 from conftest import authorised_client, check_job, eventually, runs_of, submit, wait_for_job
-from stack import APIFY_TOKEN, QUEUE, Beat, Worker
+from stack import ADMIN_URL, APIFY_TOKEN, QUEUE, REDIS_URL, Beat, ThrowawayPostgres, ThrowawayRedis, Worker
 
-FAULT_REDIS_URL = os.environ.get("TEST_FAULT_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+def _postmaster_start_time():
+    with psycopg.connect(ADMIN_URL) as conn:
+        return conn.execute("select pg_postmaster_start_time()").fetchone()[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_servers_survive():
+    """A sentinel key in database 0 of the shared Redis and the shared Postgres's start time,
+    checked after the last fault: this module may break only servers it started."""
+    shared_redis = redis.Redis.from_url(urlsplit(REDIS_URL)._replace(path="/0").geturl())
+    sentinel = f"followsift-test-sentinel-{uuid.uuid4().hex}"
+    shared_redis.set(sentinel, "must survive the fault tests", ex=3600)
+    started = _postmaster_start_time()
+    yield
+    harmed = []
+    if not shared_redis.delete(sentinel):
+        harmed.append("flushed the shared Redis")
+    if _postmaster_start_time() != started:
+        harmed.append("restarted the shared Postgres")
+    assert not harmed, f"while the fault tests ran, something {' and '.join(harmed)}"
 
 
 @pytest.fixture(scope="module")
-def fault_app(app, postgres_url):
-    return create_app({"database_url": postgres_url, "redis_url": FAULT_REDIS_URL,
+def fault_redis():
+    with ThrowawayRedis() as server:
+        yield server
+
+
+def _fault_app(database_url, redis_url):
+    return create_app({"database_url": database_url, "redis_url": redis_url,
                        "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
+
+
+@pytest.fixture(scope="module")
+def fault_app(app, postgres_url, fault_redis):
+    return _fault_app(postgres_url, fault_redis.url)
 
 
 @pytest.fixture
@@ -46,14 +77,13 @@ def client(fault_app, api_key, engine):
 
 
 @pytest.fixture
-def start(service_settings, tmp_path):
-    """Start workers (or a beat) on the fault tests' Redis database; all stopped afterwards."""
-    queue = redis.Redis.from_url(FAULT_REDIS_URL)
-    queue.flushdb()
+def start(service_settings, tmp_path, fault_redis):
+    """Start workers (or a beat) on the fault tests' own Redis; all stopped afterwards."""
+    fault_redis.flushall()
     started = []
 
     def start_process(kind=Worker, concurrency=1, **settings):
-        env = {**service_settings, "REDIS_URL": FAULT_REDIS_URL, **{k: str(v) for k, v in settings.items()}}
+        env = {**service_settings, "REDIS_URL": fault_redis.url, **{k: str(v) for k, v in settings.items()}}
         log = tmp_path / f"{kind.__name__.lower()}-{len(started)}.log"
         process = Worker(env, log, concurrency) if kind is Worker else kind(env, log)
         started.append(process)
@@ -62,7 +92,7 @@ def start(service_settings, tmp_path):
     yield start_process
     for process in started:
         process.stop()
-    queue.flushdb()
+    fault_redis.flushall()
 
 
 def _batch(engine, job_id, index):
@@ -96,7 +126,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(client, start, e
     print(f"\nkilled worker: {len(profiles)} profiles expected and stored once, job done {recovered:.1f}s after the kill")
 
 
-def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emulator, engine):
+def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emulator, engine, fault_redis):
     emulator.configure(run_duration_s=1)
     settings = {"REQUEUE_STALLED_SECONDS": 2, "RECONCILE_INTERVAL_SECONDS": 1, "APIFY_POLL_SECONDS": 1}
     worker = start(**settings)
@@ -104,7 +134,7 @@ def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emu
     accounts = [f"flushed{i}" for i in range(200)]
     job_id = submit(client, accounts, total=200 * 10)["job_id"]
     _wait_for_run(engine, job_id, 0)
-    redis.Redis.from_url(FAULT_REDIS_URL).flushall()
+    fault_redis.flushall()
     flushed = time.monotonic()
 
     status = wait_for_job(client, job_id, timeout=60)
@@ -116,21 +146,29 @@ def test_redis_flushed_mid_job_is_recovered_by_the_reconciler(client, start, emu
     print(f"\nflushed Redis: {len(profiles)} profiles expected and stored once, job done {recovered:.1f}s after FLUSHALL")
 
 
-def _restart_postgres():
-    clusters = Path("/etc/postgresql")
-    if shutil.which("pg_ctlcluster") is None or not clusters.is_dir() or os.geteuid() != 0:
-        pytest.skip("needs root and Debian's pg_ctlcluster to restart the local Postgres")
-    version = sorted(p.name for p in clusters.iterdir())[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
+@pytest.fixture
+def own_postgres():
+    """A Postgres cluster of this test's own, to restart; skipped only where none can start."""
+    try:
+        cluster = ThrowawayPostgres()
+    except ThrowawayPostgres.Unavailable as exc:
+        pytest.skip(f"cannot start a Postgres of our own to restart: {exc}")
+    with cluster:
+        yield cluster
 
 
-def test_postgres_restarted_mid_job(client, start, emulator, engine):
+def test_postgres_restarted_mid_job(own_postgres, fault_redis, start, emulator):
+    own_app = _fault_app(own_postgres.url, fault_redis.url)
+    engine = own_app.extensions["engine"]
+    storage.migrate(engine)
+    client = authorised_client(own_app, storage.create_api_key(engine, "faults"))
     emulator.configure(run_duration_s=2)
-    worker = start(APIFY_POLL_SECONDS=1, BATCH_LEASE_SECONDS=20, RETRY_BACKOFF_SECONDS=1)
+    worker = start(DATABASE_URL=own_postgres.url, APIFY_POLL_SECONDS=1, BATCH_LEASE_SECONDS=20,
+                   RETRY_BACKOFF_SECONDS=1)
     accounts = [f"restart{i}" for i in range(150)]
     job_id = submit(client, accounts, total=150 * 10)["job_id"]
     _wait_for_run(engine, job_id, 0)
-    _restart_postgres()
+    own_postgres.restart()
     restarted = time.monotonic()
 
     status = wait_for_job(client, job_id, timeout=90)
@@ -180,7 +218,8 @@ def test_an_apify_outage_fails_the_job_after_the_retries(client, start, postgres
         assert secret not in worker.log() and secret not in str(status)
 
 
-def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, emulator, engine, fault_app):
+def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, emulator, engine, fault_app,
+                                                                 fault_redis):
     first, second = start(concurrency=2), start(concurrency=2)
     accounts = [f"pair{i}" for i in range(500)]
     job_id = submit(client, accounts, total=500 * 10)["job_id"]
@@ -192,7 +231,7 @@ def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, 
 
     for index in range(10):  # every message delivered once more, as after a broker hiccup
         publish_batch(fault_app.extensions["celery"], job_id, index)
-    queue = redis.Redis.from_url(FAULT_REDIS_URL)
+    queue = fault_redis.client
     eventually(lambda: queue.llen(QUEUE) + queue.hlen("unacked"), lambda waiting: waiting == 0, 20)
     assert client.get(f"/api/job-status/{job_id}").get_json() == status
     assert len(runs_of(emulator, accounts)) == 10

@@ -111,6 +111,9 @@ class Settings:
     webhook_max_retries: int = setting(6, minimum=0, maximum=20)
     webhook_retry_backoff_seconds: float = setting(5.0, minimum=0)
     webhook_timeout_seconds: float = setting(10.0, minimum=0.1)
+    # 1 lets callbacks go to loopback and private addresses over plain http (local development
+    # and tests only); 0 refuses any URL that is not https to a public address (SSRF).
+    webhook_allow_private_addresses: int = setting(0, minimum=0, maximum=1)
 
     # Server-Sent Events: how often a stream looks at the job, and for how long it stays open.
     sse_poll_seconds: float = setting(1.0, minimum=0.05)

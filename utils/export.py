@@ -4,20 +4,23 @@ The rows are read by keyset (`results.result_page` after the last id), one page 
 EXPORT_PAGE_SIZE at a time, and each page is encoded and handed on before the next is read.
 
 CSV: a header row, then one row per profile; `source_accounts` is joined with ";" (Instagram
-usernames cannot contain it). Text cells that a spreadsheet would read as a formula (starting
-with =, +, -, @, tab or CR) are prefixed with "'" (OWASP's advice on CSV injection): display
-names are written by strangers. NDJSON: one JSON object per line, exactly as the results API
-pages them, `source_accounts` a list.
+usernames cannot contain it). Text cells that a spreadsheet could read as a formula are
+prefixed with "'" (OWASP's advice on CSV injection; see `spreadsheet_safe`): display names are
+written by strangers. NDJSON: one JSON object per line, exactly as the results API pages them,
+`source_accounts` a list.
 """
 import csv
 import io
 import json
+import re
+import unicodedata
 
 from utils.store import results
 
 EXPORT_PAGE_SIZE = 1000
 FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A tab, CR or LF first; or = + - @ | % after any blanks, zero-width characters included.
+_FORMULA = re.compile(r"[\t\r\n]|[\s\u200b-\u200d\u2060\ufeff]*[=+\-@|%]")
 
 
 def profiles(engine, job_id, page_size=EXPORT_PAGE_SIZE):
@@ -49,13 +52,20 @@ def _csv_lines(rows):
     return buffer.getvalue()
 
 
+def spreadsheet_safe(text):
+    """`text` with a leading "'" when a spreadsheet could take it for a formula (or for a DDE
+    `|` command or a `%` macro). Spreadsheets skip leading blanks, and some fold full-width and
+    other compatibility forms ("＝", "﹢") to ASCII, so the test runs on the NFKC form."""
+    return "'" + text if _FORMULA.match(unicodedata.normalize("NFKC", text)) else text
+
+
 def _csv_row(profile):
     row = []
     for name in results.RESULT_COLUMNS:
         value = profile[name]
         if name == "source_accounts":
             value = ";".join(value)
-        elif isinstance(value, str) and value.startswith(_FORMULA_START):
-            value = "'" + value
+        if isinstance(value, str):
+            value = spreadsheet_safe(value)
         row.append("" if value is None else value)
     return row

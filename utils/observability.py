@@ -15,6 +15,7 @@ from sentry_sdk.integrations.flask import FlaskIntegration
 REDACTED = "[redacted]"
 _secrets = set()
 _base_record_factory = logging.getLogRecordFactory()
+_plain_formatter = logging.Formatter()
 
 
 def init_sentry(settings):
@@ -76,9 +77,16 @@ def redact(text):
 
 
 def _redacting_record(*args, **kwargs):
+    """A record whose message, traceback and stack are rendered now and redacted. Handlers'
+    formatters use a record's `exc_text` when it is set instead of formatting `exc_info` again,
+    so an exception's text (and its causes') reaches no handler unredacted."""
     record = _base_record_factory(*args, **kwargs)
     if _secrets:
         record.msg, record.args = redact(record.getMessage()), ()
+        if record.exc_info:
+            record.exc_text = redact(_plain_formatter.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
     return record
 
 
