@@ -10,11 +10,13 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from utils import events, export, jobs, store
+from celery_config import publish_store, request_starts
+from utils import events, export, jobs, runs, store
 from utils.costs import estimate as estimate_job
-from utils.schemas import status_body
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+# Apify's ad-hoc webhooks (utils/runs.py): no API key, each run's own token instead.
+apify_bp = Blueprint("apify", __name__, url_prefix="/apify")
 
 
 def _rate_limit_key():
@@ -94,7 +96,7 @@ def _parse_scrape_request():
 @bp.get("/job-status/<job_id>")
 @read_limit
 def job_status(job_id):
-    return status_body(_job_or_404(job_id))
+    return jobs.statuses(_engine(), _settings(), [_job_or_404(job_id)])[0]
 
 
 @bp.get("/jobs")
@@ -104,7 +106,7 @@ def list_jobs():
     limit = _int_arg("limit", 20, 1, 100)
     before = _cursor_arg(store.jobs.decode_job_cursor)
     found, next_cursor = store.jobs.list_jobs(_engine(), g.api_key_id, limit, before=before)
-    return {"jobs": [status_body(job) for job in found], "limit": limit, "next_cursor": next_cursor}
+    return {"jobs": jobs.statuses(_engine(), _settings(), found), "limit": limit, "next_cursor": next_cursor}
 
 
 @bp.get("/job-results/<job_id>")
@@ -184,3 +186,20 @@ def _int_arg(name, default, low, high):
     if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}.")
     return int(raw)
+
+
+@apify_bp.post("/webhook/<job_id>/<int:batch_index>")
+def apify_webhook(job_id, batch_index):
+    """An Apify run ended: note it and have the batch stored. Idempotent; 2xx stops Apify's retries."""
+    outcome = runs.on_webhook(_engine(), job_id, batch_index, request.headers.get(runs.TOKEN_HEADER),
+                              request.get_json(silent=True))
+    if outcome is runs.Delivery.FINISHED:
+        try:
+            publish_store(_celery(), job_id, batch_index)
+            request_starts(_celery())
+        except Exception as exc:  # kombu raises several types; the clock finds the batch in Postgres
+            current_app.logger.warning("could not queue the store of batch %s/%s: %s", job_id, batch_index,
+                                       type(exc).__name__)
+    if outcome.value >= 400:
+        raise ApiError(outcome.value, outcome.name.lower(), "Webhook not accepted.")
+    return {"outcome": outcome.name.lower()}, outcome.value

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 import cli
 from dashboard import bp as dashboard_bp
-from api_async import JOB_ERROR_STATUS, ApiError, bp as api_bp, limiter
+from api_async import JOB_ERROR_STATUS, ApiError, apify_bp, bp as api_bp, limiter
 from api_docs import bp as api_docs_bp
 from celery_config import make_celery
 from utils import jobs, metrics, store
@@ -31,6 +31,7 @@ def create_app(config=None):
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
     limiter.init_app(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(apify_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(api_docs_bp)
     app.add_url_rule("/healthz", view_func=healthz)
@@ -74,7 +75,7 @@ def readyz():
 def metrics_view():
     """Prometheus metrics; no key needed, so firewall it or protect it at the proxy."""
     body = metrics.render(current_app.extensions["engine"], current_app.extensions["celery"],
-                          current_app.config["SETTINGS"].prometheus_multiproc_dir)
+                          current_app.config["SETTINGS"])
     return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
 

@@ -1,4 +1,7 @@
-"""The Celery application, configured for long, idempotent batch tasks over Redis.
+"""The Celery application, configured for short, idempotent tasks over Redis.
+
+Postgres is the queue of record; Redis carries only the messages that are due now, and the
+clock (`tick`, every TICK_SECONDS) publishes again whatever Redis lost.
 
 Both sides configure it from the same `Settings`: the worker (`tasks.py`) registers the task
 bodies on it and configures it when Celery first reads its settings; the web process only
@@ -8,10 +11,10 @@ from celery import Celery
 
 from utils import embedded_redis
 
-DISPATCH_JOB = "followsift.dispatch_job"
-SCRAPE_ACCOUNT_BATCH = "followsift.scrape_account_batch"
+START_RUNS = "followsift.start_runs"
+STORE_BATCH = "followsift.store_batch"
 ABORT_RUNS = "followsift.abort_runs"
-RECONCILE = "followsift.reconcile"
+TICK = "followsift.tick"
 PURGE = "followsift.purge"
 NOTIFY_JOB_END = "followsift.notify_job_end"
 
@@ -47,23 +50,41 @@ def configure(celery, settings):
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(settings.task_time_limit_seconds - 60, settings.task_time_limit_seconds // 2),
-        # `celery -A tasks beat` (the Procfile's clock) sends these.
+        # `celery -A tasks beat` (the Procfile's clock) sends these; a tick not taken before
+        # the next one is due is dropped rather than piled up behind busy workers.
         beat_schedule={
-            "reconcile": {"task": RECONCILE, "schedule": float(settings.reconcile_interval_seconds)},
+            "tick": {"task": TICK, "schedule": settings.tick_seconds, "options": {"expires": settings.tick_seconds}},
             "purge": {"task": PURGE, "schedule": 3600.0},
         },
     )
     return celery
 
 
-def dispatch_job(celery, job_id):
-    """Have a new job's batches published (by the worker: thousands of messages take seconds)."""
-    celery.send_task(DISPATCH_JOB, args=[job_id])
+def request_starts(celery):
+    """Have queued batches started, as far as the Apify account has room (by task name: the
+    web side does not import the tasks)."""
+    celery.send_task(START_RUNS)
 
 
-def publish_batch(celery, job_id, batch_index):
-    """Send one batch's message by task name (the web side does not import the tasks)."""
-    celery.send_task(SCRAPE_ACCOUNT_BATCH, args=[job_id, batch_index])
+def publish_store(celery, job_id, batch_index):
+    """Have a batch whose run ended stored."""
+    celery.send_task(STORE_BATCH, args=[job_id, batch_index])
+
+
+class Publisher:
+    """How the clock (`utils.maintenance.tick`) has work done: by message, from either side."""
+
+    def __init__(self, celery):
+        self.celery = celery
+
+    def store(self, job_id, batch_index):
+        publish_store(self.celery, job_id, batch_index)
+
+    def start(self):
+        request_starts(self.celery)
+
+    def callback(self, job_id):
+        notify_job_end(self.celery, job_id)
 
 
 def request_abort(celery, run_ids):

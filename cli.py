@@ -2,7 +2,7 @@
 
     flask --app app migrate                     apply the SQL files in migrations/ not yet run
     flask --app app create-api-key NAME         print a new key (shown once); revoke-api-key NAME
-    flask --app app reconcile                   re-enqueue lost batches once (the clock does it every minute)
+    flask --app app tick                        one tick of the clock (it ticks every TICK_SECONDS)
     flask --app app purge                       delete jobs older than RESULTS_TTL_DAYS once
     flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
     flask --app app jobs
@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from celery_config import publish_batch, request_abort
+from celery_config import Publisher, request_abort
 from utils import export, jobs, maintenance, store
+from utils.scraper import Scraper
 from utils.store.jobs import ALL_KEYS
 from utils.store.schema import ENDED_JOB_STATUSES, JobStatus
 
@@ -144,14 +145,13 @@ def revoke_api_key_command(name):
     click.echo(f"revoked {name}")
 
 
-@click.command("reconcile")
+@click.command("tick")
 @with_appcontext
-def reconcile_command():
-    """Re-enqueue batches whose messages were lost (what the clock runs every minute)."""
-    celery = current_app.extensions["celery"]
-    count = maintenance.reconcile(_engine(), current_app.config["SETTINGS"],
-                                  lambda job_id, index: publish_batch(celery, job_id, index))
-    click.echo(f"re-enqueued {count} batches")
+def tick_command():
+    """One tick of the clock: hand back dead workers' batches, poll Apify, republish what Redis lost."""
+    settings = current_app.config["SETTINGS"]
+    count = maintenance.tick(_engine(), settings, Scraper(settings), Publisher(current_app.extensions["celery"]))
+    click.echo(f"published {count} batches to store")
 
 
 @click.command("purge")
@@ -164,5 +164,5 @@ def purge_command():
     click.echo(f"purged {count} jobs")
 
 
-COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, reconcile_command, purge_command,
+COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, tick_command, purge_command,
             scrape_command, jobs_command)

@@ -1,26 +1,29 @@
-"""Celery tasks: fan a job out into its batches, and scrape one batch.
+"""Celery tasks: start Apify runs, store the ones that ended, keep the clock.
 
-Run them with `celery -A tasks worker`. Tasks orchestrate; the work lives in `utils/`.
-Every task is idempotent, since Redis delivers at least once: a batch is claimed in
-Postgres before it does anything, and only the execution holding the claim may end it.
+Run them with `celery -A tasks worker`. Tasks orchestrate; the work lives in `utils/`. No
+task waits for Apify: `start_runs` starts as many runs as the account has room for and
+returns; Apify's webhook or the clock's poller notices a run ended; `store_batch` streams its
+dataset into Postgres. Every task is short (TASK_SLICE_SECONDS, then it hands the rest on) and
+idempotent, since Redis delivers at least once: a batch is claimed in Postgres, fenced by its
+attempt number, before anything is done with it, and the clock (`tick`) publishes again
+whatever Redis lost, from Postgres.
 """
 import logging
 import random
+import time
 from functools import cache
-from itertools import islice
 
 import sqlalchemy.exc
 from celery import Celery, signals
-from celery.exceptions import SoftTimeLimitExceeded
 
-from celery_config import (ABORT_RUNS, DISPATCH_JOB, NOTIFY_JOB_END, PURGE, RECONCILE, SCRAPE_ACCOUNT_BATCH,
-                           configure)
-from utils import maintenance, store, webhooks
-from utils.batch_processor import process_chunk
+from celery_config import ABORT_RUNS, NOTIFY_JOB_END, PURGE, START_RUNS, STORE_BATCH, TICK, Publisher, configure
+from utils import maintenance, metrics, runs, store, webhooks
+from utils.batch_processor import classify
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets, setup_worker_logging
 from utils.schemas import status_body
-from utils.scraper import BatchStopped, FatalApifyError, Scraper, TransientApifyError
+from utils.scraper import TERMINAL_RUN_STATUSES, CapacityRefused, FatalApifyError, Scraper, TransientApifyError
+from utils.store.batches import LeaseLost
 from utils.store.jobs import ALL_KEYS
 from utils.store.schema import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES
 
@@ -28,6 +31,7 @@ celery = Celery("followsift")  # configured from the environment when Celery fir
 log = logging.getLogger("followsift.tasks")
 # What a restarting or unreachable database raises: worth a retry, like a flaky Apify.
 DATABASE_AWAY = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+FAULTS = (TransientApifyError, *DATABASE_AWAY)
 
 
 @cache
@@ -60,92 +64,146 @@ def scraper():
     return Scraper(settings())
 
 
-@celery.task(name=DISPATCH_JOB)
-def dispatch_job(job_id):
-    """Publish one message per queued batch over a single broker connection.
+# -- starting runs ---------------------------------------------------------------------------------
 
-    This runs here rather than in the web request because publishing thousands of
-    messages takes seconds. Run twice, it publishes duplicates, which the claim absorbs.
-    """
-    indexes = store.batches.queued_batch_indexes(engine(), job_id)
-    with celery.producer_or_acquire() as producer:
-        for index in indexes:
-            scrape_account_batch.apply_async((job_id, index), producer=producer)
-    log.info("job %s: dispatched %d batches", job_id, len(indexes))
+@celery.task(name=START_RUNS)
+def start_runs():
+    """Start queued batches' runs while the Apify account has room (the governor decides which,
+    fairly between jobs); hand on after TASK_SLICE_SECONDS."""
+    deadline = time.monotonic() + settings().task_slice_seconds
+    while time.monotonic() < deadline:
+        claim, room = store.batches.claim_start(engine(), settings())
+        if claim is None or not _start(claim, room):
+            return
+    start_runs.delay()
 
 
-@celery.task(name=SCRAPE_ACCOUNT_BATCH, bind=True, max_retries=None)
-def scrape_account_batch(self, job_id, batch_index, resume_attempt=None):
-    """Scrape one batch of accounts through Apify and store the followers it keeps."""
+def _start(claim, room):
+    """Start the claimed batch's run; False when Apify says the account is full."""
+    where = f"job {claim.job_id} batch {claim.batch_index} attempt {claim.attempt}"
+    budget = store.batches.run_budget(engine(), claim, settings().apify_run_start_usd)
+    if budget == 0:
+        log.warning("%s: the job's budget (maxCostUsd) is spent; not starting a run", where)
+        store.jobs.mark_budget_exhausted(engine(), claim.job_id)
+        _ended(claim.job_id, store.batches.end_batch(engine(), claim, "the job's budget (maxCostUsd) is spent"))
+        return True
+    token = runs.new_token()
     try:
-        claim = store.batches.claim_batch(engine(), job_id, batch_index, settings().batch_lease_seconds, resume_attempt)
-    except DATABASE_AWAY as exc:
-        if self.request.retries >= settings().batch_max_retries:
-            raise  # the batch stays queued; the reconciler publishes it again
-        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
+        run_id = scraper().start_run(claim.accounts, claim.per_account_limit, budget,
+                                     runs.webhook(settings(), claim.job_id, claim.batch_index, token))
+    except CapacityRefused as exc:
+        log.info("%s: %s; waiting for room (%d runs in flight)", where, exc, room.in_flight)
+        store.capacity.lower(engine(), settings(), room.in_flight)
+        store.batches.requeue(engine(), claim, delay_seconds=0)
+        metrics.start_refused()
+        return False
+    except FatalApifyError as exc:
+        _fail_job(claim, exc, where)
+        return True
+    except FAULTS as exc:
+        _fault(claim, exc, where)
+        return True
+    if not store.batches.record_run(engine(), claim, run_id, token):
+        log.warning("%s: the batch was stopped while its run started; aborting run %s", where, run_id)
+        abort_runs([run_id])
+        _let_go(claim)
+    return True
+
+
+# -- storing what a run scraped ----------------------------------------------------------------------
+
+@celery.task(name=STORE_BATCH)
+def store_batch(job_id, batch_index):
+    """Stream an ended run's dataset into Postgres from where the batch got to, chunk by chunk;
+    hand on after TASK_SLICE_SECONDS; end the batch when the dataset is done."""
+    claim, run_status = store.batches.claim_store(engine(), job_id, batch_index, settings().batch_lease_seconds)
     if claim is None:
         _check_back_later(job_id, batch_index)
         return
     where = f"job {job_id} batch {batch_index} attempt {claim.attempt}"
     try:
-        tally = _scrape(claim)
-        status = _ended(job_id, store.batches.end_batch(engine(), claim, tally))
-        log.info("%s: done, %d followers scraped; job %s", where, tally.scraped, status)
-    except BudgetSpent as exc:
-        log.warning("%s: %s; not starting a run", where, exc)
-        store.jobs.mark_budget_exhausted(engine(), job_id)
-        _ended(job_id, store.batches.end_batch(engine(), claim, store.batches.BatchTally(), error_message=str(exc)))
-    except FatalApifyError as exc:
-        log.error("%s: %s; failing the job", where, exc)
-        store.jobs.fail_job(engine(), job_id, str(exc))
-        _ended(job_id, store.batches.end_batch(engine(), claim, store.batches.BatchTally(), error_message=str(exc)))
-    except BatchStopped as exc:
-        _stop(claim, exc, where)
-    except sqlalchemy.exc.IntegrityError as exc:
-        if store.jobs.get_job(engine(), job_id, ALL_KEYS) is not None:
-            raise
-        _stop(claim, exc, where)  # the job was deleted while the batch ran
-    except (TransientApifyError, *DATABASE_AWAY) as exc:
-        _retry_or_fail(self, claim, exc, where)
-    except Exception as exc:
-        # The time limit or a bug, not a fault a retry cures: end the batch (and its Apify
-        # run) so the job does not wait for it forever, and let the error reach the log and Sentry.
-        log.exception("%s: unexpected error; the batch fails", where)
-        if isinstance(exc, SoftTimeLimitExceeded):
-            message = f"the batch ran past its time limit ({settings().task_time_limit_seconds} s)"
+        state = None if run_status == runs.MISSING else scraper().run_state(claim.apify_run_id)
+        if state is not None and state.status not in TERMINAL_RUN_STATUSES:
+            log.warning("%s: told run %s ended, Apify says %s; waiting on", where, claim.apify_run_id, state.status)
+            store.batches.unfinish(engine(), claim)
+            return
+        if state is None or state.status != "SUCCEEDED":
+            ended = state.status if state else "unknown to Apify"
+            _fault(claim, TransientApifyError(f"Apify run {claim.apify_run_id} ended {ended}"), where,
+                   run_cost_usd=state.usage_usd if state else 0.0)
+            return
+        if _store_pages(claim, state.dataset_id):
+            status = _ended(job_id, store.batches.end_batch(engine(), claim, run_cost_usd=state.usage_usd))
+            log.info("%s: stored; job %s", where, status)
         else:
-            message = f"internal error in the worker ({type(exc).__name__})"
-        run_id = store.batches.batch_run_id(engine(), job_id, batch_index)
-        if run_id:
-            abort_runs([run_id])
-        _ended(job_id, store.batches.end_batch(engine(), claim, store.batches.BatchTally(), error_message=message))
-        raise
+            store.batches.release_store(engine(), claim)
+            store_batch.delay(job_id, batch_index)
+    except LeaseLost:
+        _let_go(claim)
+    except FatalApifyError as exc:
+        _fail_job(claim, exc, where)
+    except FAULTS as exc:
+        _fault(claim, exc, where, keep_run=True)
 
 
-def _scrape(claim):
-    """Start (or resume) the batch's Apify run and store its followers chunk by chunk."""
-    def heartbeat():
-        return store.batches.renew_lease(engine(), claim, settings().batch_lease_seconds)
-
-    run_id = claim.apify_run_id
-    if run_id is None:
-        budget = store.batches.run_budget(engine(), claim.job_id, settings().apify_run_start_usd)
-        if budget == 0:
-            raise BudgetSpent("the job's budget (maxCostUsd) is spent")
-        run_id = scraper().start_run(claim.accounts, claim.per_account_limit, max_charge_usd=budget)
-        store.batches.record_run(engine(), claim, run_id)
-    dataset_id, usage_usd = scraper().wait_for_run(run_id, heartbeat)
-    tally = store.batches.BatchTally(cost_usd=usage_usd)
-    followers = scraper().iter_followers(dataset_id, claim.accounts)
-    while chunk := list(islice(followers, settings().write_chunk_size)):
-        process_chunk(engine(), claim, chunk, tally)
-        if not heartbeat():
-            raise BatchStopped(f"batch stopped while storing Apify run {run_id}")
-    return tally
+def _store_pages(claim, dataset_id):
+    """Store dataset pages until the last or the slice is used up; True when the last was stored."""
+    deadline = time.monotonic() + settings().task_slice_seconds
+    offset = claim.items_read
+    while True:
+        page = scraper().read_page(dataset_id, offset, settings().write_chunk_size, claim.accounts)
+        rows, tally = classify(page.followers, claim.target_gender, claim.min_confidence)
+        store.batches.store_chunk(engine(), claim, rows, tally, page.next_offset, settings().batch_lease_seconds)
+        offset = page.next_offset
+        if page.last:
+            return True
+        if time.monotonic() > deadline:
+            return False
 
 
-class BudgetSpent(Exception):
-    """The job's maxCostUsd leaves nothing for another Apify run."""
+# -- what happens to a batch when something goes wrong -------------------------------------------------
+
+def _fault(claim, exc, where, run_cost_usd=0.0, keep_run=False):
+    """A fault a retry may cure (Apify 429/5xx, the network, a failed run, the database): try
+    again with backoff, or fail the batch after BATCH_MAX_RETRIES. A run that succeeded is kept
+    (`keep_run`: its store is retried from where it got to); otherwise the batch is queued
+    for a new run."""
+    failures = claim.failures + 1
+    if failures > settings().batch_max_retries:
+        log.error("%s: failed after %d retries: %s", where, claim.failures, exc)
+        _ended(claim.job_id, store.batches.end_batch(engine(), claim, str(exc), run_cost_usd=run_cost_usd))
+        return
+    delay = backoff(claim.failures)
+    log.warning("%s: %s; retry %d/%d in %.1fs", where, exc, failures, settings().batch_max_retries, delay)
+    try:
+        if keep_run:
+            store.batches.release_store(engine(), claim, error=str(exc), failure=True)
+        else:
+            store.batches.requeue(engine(), claim, delay_seconds=delay, error=str(exc), failure=True,
+                                  run_cost_usd=run_cost_usd)
+    except DATABASE_AWAY:
+        pass  # the lease runs out and the clock hands the batch back
+    if keep_run:
+        store_batch.apply_async((claim.job_id, claim.batch_index), countdown=delay)
+    else:
+        start_runs.apply_async(countdown=delay)
+
+
+def _fail_job(claim, exc, where):
+    """Apify refused for good (bad token, no credit, no such actor): the job fails."""
+    log.error("%s: %s; failing the job", where, exc)
+    running = store.jobs.fail_job(engine(), claim.job_id, exc.public)
+    _ended(claim.job_id, store.batches.end_batch(engine(), claim, exc.public))
+    if running:
+        abort_runs.delay(running)
+
+
+def _let_go(claim):
+    """The batch is no longer ours: another execution holds it, or its job stopped (close it)."""
+    job = store.jobs.get_job(engine(), claim.job_id, ALL_KEYS)
+    if job is not None and job["status"] in ACTIVE_JOB_STATUSES:
+        return
+    store.batches.cancel_held(engine(), claim)
 
 
 def _ended(job_id, status):
@@ -158,37 +216,6 @@ def _ended(job_id, status):
     return status
 
 
-def _stop(claim, exc, where):
-    """The batch lost its lease (someone else runs it) or its job ended (abort the run)."""
-    job = store.jobs.get_job(engine(), claim.job_id, ALL_KEYS)
-    if job is not None and job["status"] in ACTIVE_JOB_STATUSES:
-        log.warning("%s: %s; another execution holds the batch", where, exc)
-        return
-    log.info("%s: job is %s; cancelling the batch", where, job["status"] if job else "deleted")
-    run_id = store.batches.batch_run_id(engine(), claim.job_id, claim.batch_index)
-    if run_id:
-        abort_runs([run_id])
-    store.batches.cancel_batch(engine(), claim)
-
-
-def _retry_or_fail(task, claim, exc, where):
-    """Retry with exponential backoff and jitter; past the last retry, record the batch failed."""
-    retries = task.request.retries
-    if retries >= settings().batch_max_retries:
-        log.error("%s: failed after %d retries: %s", where, retries, exc)
-        tally = store.batches.BatchTally(cost_usd=getattr(exc, "usage_usd", 0.0))
-        _ended(claim.job_id, store.batches.end_batch(engine(), claim, tally, error_message=str(exc)))
-        return
-    countdown = backoff(retries)
-    log.warning("%s: %s; retry %d/%d in %.1fs", where, exc, retries + 1, settings().batch_max_retries, countdown)
-    try:
-        store.batches.release_batch(engine(), claim, str(exc), forget_run=getattr(exc, "run_failed", False),
-                              run_cost_usd=getattr(exc, "usage_usd", 0.0))
-    except DATABASE_AWAY:
-        pass  # The retry resumes this attempt's claim instead.
-    raise task.retry(countdown=countdown, kwargs={"resume_attempt": claim.attempt}, exc=exc)
-
-
 def backoff(retries, base=None):
     """Seconds before retry number `retries + 1`: doubling from `base`, capped, with half of it jittered."""
     first = settings().retry_backoff_seconds if base is None else base
@@ -197,36 +224,41 @@ def backoff(retries, base=None):
 
 
 def _check_back_later(job_id, batch_index):
-    """Another execution holds the batch: look again when its lease would run out.
-
-    This is how a batch whose worker was killed gets picked up again when its message
-    is redelivered before the dead worker's lease has expired.
-    """
+    """Another execution holds the batch: look again when its lease would run out (so a batch
+    whose worker was killed is picked up as soon as it may be)."""
     seconds = store.batches.lease_left(engine(), job_id, batch_index)
     if seconds is not None:
-        scrape_account_batch.apply_async((job_id, batch_index), countdown=seconds + 1)
+        store_batch.apply_async((job_id, batch_index), countdown=seconds + 1)
 
+
+# -- callbacks, aborts and the clock ------------------------------------------------------------------
 
 @celery.task(name=NOTIFY_JOB_END, bind=True, max_retries=None)
 def notify_job_end(self, job_id):
-    """POST the ended job's status to its callbackUrl, signed; retried with backoff, sent once."""
-    with store.callbacks.callback_to_send(engine(), job_id) as (job, record):
+    """POST the ended job's status to its callbackUrl, signed; retried with backoff, sent once.
+
+    Attempts are counted in Postgres, so a callback found again by the clock after its
+    message was lost does not start counting afresh."""
+    with store.callbacks.callback_to_send(engine(), job_id, settings().webhook_max_retries + 1) as (job, attempt):
         if job is None:
             return
         try:
             webhooks.deliver(job["callback_url"], status_body(job), settings().webhook_signing_secret,
-                             settings().webhook_timeout_seconds)
+                             settings().webhook_timeout_seconds,
+                             allow_private=bool(settings().webhook_allow_private_addresses))
         except webhooks.DeliveryError as exc:
-            retries = self.request.retries
-            if retries >= settings().webhook_max_retries:
-                log.error("job %s: callback failed after %d retries: %s", job_id, retries, exc)
-                record(error=str(exc))
-                return
-            countdown = backoff(retries, base=settings().webhook_retry_backoff_seconds)
-            log.warning("job %s: callback: %s; retry %d in %.1fs", job_id, exc, retries + 1, countdown)
-            raise self.retry(countdown=countdown, exc=exc) from None
-        record()
-        log.info("job %s: callback delivered", job_id)
+            attempt.failed(str(exc))
+            error = exc
+        else:
+            attempt.delivered()
+            log.info("job %s: callback delivered", job_id)
+            return
+    if attempt.last:
+        log.error("job %s: callback failed after %d attempts: %s", job_id, attempt.number, error)
+        return
+    countdown = backoff(attempt.number - 1, base=settings().webhook_retry_backoff_seconds)
+    log.warning("job %s: callback: %s; attempt %d again in %.1fs", job_id, error, attempt.number + 1, countdown)
+    raise self.retry(countdown=countdown)
 
 
 @celery.task(name=ABORT_RUNS)
@@ -240,14 +272,10 @@ def abort_runs(run_ids):
             log.warning("could not abort Apify run %s: %s", run_id, exc)
 
 
-@celery.task(name=RECONCILE)
-def reconcile():
-    def publish(job_id, batch_index):
-        scrape_account_batch.apply_async((job_id, batch_index))
-
-    count = maintenance.reconcile(engine(), settings(), publish)
-    if count:
-        log.warning("reconcile: re-enqueued %d batches whose messages were lost", count)
+@celery.task(name=TICK)
+def tick():
+    """The clock: see `utils.maintenance.tick`."""
+    maintenance.tick(engine(), settings(), scraper(), Publisher(celery))
 
 
 @celery.task(name=PURGE)

@@ -1,5 +1,8 @@
 """Apify API v2 emulator: the slice of the API that apify-client 3.x uses to run follower actors.
 
+It is one long module because it is one API's contract, read top to bottom beside Apify's
+reference; the account's limits and webhooks live in account.py, the followers in followers.py.
+
 A werkzeug WSGI app (`make_app(state)`) on a threaded server (`serve()`, or `EmulatorServer` for a
 background thread). The client's side of the wire is apify-client 3.x (`apify_client/_resource_clients/`)
 and Apify's API reference (https://docs.apify.com/api/v2).
@@ -13,6 +16,9 @@ are `{"error": {"type", "message"}}` with 401 `token-not-provided` / `user-or-to
        &timeout&build&waitForFinish         404 actor-not-found (only the four profiles below exist),
        &webhooks(base64 JSON, recorded)     400 invalid-input (no usernames / limit), 400 invalid-value.
   GET  /v2/actors/{actorId}                the actor object (404 for unknown actors).
+  GET  /v2/actor-runs, /v2/actors/{actorId}/runs   the account's (the actor's) runs: ?offset&limit&desc
+                                           &status (comma-separated), `{"data": {total, items, ...}}`.
+  GET  /v2/users/me/limits                 the account's limits and current use (account.py).
   GET  /v2/actor-runs/{runId}?waitForFinish=N   the run; holds the request until the run is terminal
                                            or min(N, wait_cap_s) seconds pass. 404 record-not-found.
   POST /v2/actor-runs/{runId}/abort        ABORTED unless already terminal.
@@ -25,7 +31,12 @@ are `{"error": {"type", "message"}}` with 401 `token-not-provided` / `user-or-to
                                            intended_gender, culture, shared, source, position) that
                                            clean=true or skipHidden=true removes.
 
-Runs: a run is RUNNING for `run_duration_s` (its dataset filling up linearly), then SUCCEEDED; a run
+A start over the account's memory or concurrent-runs limit is refused with 402
+`actor-memory-limit-exceeded` / `concurrent-runs-limit-exceeded`; a run's ad-hoc webhooks are
+delivered when it ends, with retries, duplicates and losses on request (account.py).
+
+Runs: a run is RUNNING for `run_duration_s` + `run_seconds_per_item` x its items (its dataset filling
+up linearly), then SUCCEEDED; a run
 whose `timeout` is shorter ends TIMED-OUT with the items scraped so far. The dataset holds, for each
 input username in order, its first min(limit, follower_count) followers (`followers.py`), the whole
 truncated at `maxItems` and at what `maxTotalChargeUsd` affords. Cost: `usageTotalUsd` = start fee +
@@ -46,7 +57,10 @@ Control API (no auth, JSON in and out):
   POST /_emulator/reset    clear faults, counters and runs; restore the start-up settings.
   POST /_emulator/config   any subset of {"latency_ms": 0, "run_duration_s": 0, "wait_cap_s": 2,
                            "valid_tokens": [...] | null (null: any non-empty token), "price_per_item_usd":
-                           0.0007, "start_fee_usd": 0.00005, "seed": 0}; answers the settings.
+                           0.0007, "start_fee_usd": 0.00005, "seed": 0, "run_seconds_per_item": 0,
+                           "max_memory_mb": 0, "max_concurrent_runs": 0, "usage_settle_s": 0,
+                           "webhook_retry_s": 1, "webhook_retries": 2, "webhook_duplicate_probability": 0,
+                           "webhook_drop_probability": 0}; answers the settings.
   POST /_emulator/faults   {"rules": [rule, ...]} appends rules, checked in order. A rule:
         {"route": "start_run"|"get_run"|"abort_run"|"dataset_items"|"get_dataset"|"get_actor"|"run_log"|"any",
          "status": 429, "type": "rate-limit-exceeded", "message": "...",   # an HTTP error reply, or
@@ -58,6 +72,8 @@ Control API (no auth, JSON in and out):
         HTTP error rules apply before authentication; `type` and `message` default from the status.
   GET  /_emulator/stats    {"requests": {route: {status: n}}, "runs_started", "runs_aborted",
                            "items_served", "total_usage_usd", "faults": [remaining rules],
+                           "starts_refused", "peak_running", "webhook_deliveries": [{url, event, status,
+                           attempt}],
                            "runs": [{"id", "actor_id", "usernames", "status", "item_count", ...}]}
 """
 from __future__ import annotations
@@ -85,6 +101,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .account import WebhookSender, capacity_error, limits_json
 from .followers import Follower, follower_count, followers, normalize_username
 
 USER_ID = "EmuLatorUser00001"
@@ -184,6 +201,16 @@ class Settings:
     price_per_item_usd: float = 0.0007
     start_fee_usd: float = 0.00005
     seed: int = 0
+    run_seconds_per_item: float = 0.0  # a run lasts run_duration_s + this per item it scrapes
+    # The account (account.py): 0 = no limit.
+    max_memory_mb: float = 0
+    max_concurrent_runs: float = 0
+    # For this long after a run ends, its usageTotalUsd is preliminary (the start fee only).
+    usage_settle_s: float = 0.0
+    webhook_retry_s: float = 1.0
+    webhook_retries: float = 2
+    webhook_duplicate_probability: float = 0.0
+    webhook_drop_probability: float = 0.0
 
     def updated(self, changes: dict) -> Settings:
         known = {f.name for f in fields(self)}
@@ -199,7 +226,8 @@ class Settings:
         return replace(self, **changes)
 
 
-API_ROUTES = ("start_run", "get_actor", "get_run", "abort_run", "run_log", "get_dataset", "dataset_items")
+API_ROUTES = ("start_run", "get_actor", "get_run", "abort_run", "run_log", "get_dataset", "dataset_items",
+              "list_runs", "account_limits")
 _DEFAULT_ERROR_TYPES = {400: "invalid-input", 401: "user-or-token-not-found", 402: "not-enough-usage-to-run-paid-actor",
                         403: "insufficient-permissions", 404: "record-not-found", 408: "run-timeout-exceeded",
                         429: "rate-limit-exceeded"}
@@ -325,7 +353,9 @@ def plan_segments(usernames: list[str], limit: int, cap: int) -> tuple[list[tupl
     return segments, total
 
 
-def usage_usd(run: Run, items: int, settings: Settings) -> float:
+def usage_usd(run: Run, items: int, settings: Settings, now: float | None = None) -> float:
+    if now is not None and run.status(now) in TERMINAL and now < run.finish + settings.usage_settle_s:
+        return round(settings.start_fee_usd, 8)  # preliminary: the item charges are not in yet
     usage = settings.start_fee_usd + settings.price_per_item_usd * items
     cap = run.options.get("maxTotalChargeUsd")
     return round(usage if cap is None else min(usage, cap), 8)
@@ -347,7 +377,7 @@ def run_json(run: Run, now: float, settings: Settings) -> dict:
         "exitCode": (0 if status == "SUCCEEDED" else 1) if terminal else None,
         "defaultKeyValueStoreId": run.kvs_id, "defaultDatasetId": run.dataset_id,
         "defaultRequestQueueId": run.queue_id,
-        "usageTotalUsd": usage_usd(run, items, settings),
+        "usageTotalUsd": usage_usd(run, items, settings, now),
         "chargedEventCounts": {"apify-actor-start": 1, "apify-default-dataset-item": items},
     }
 
@@ -361,6 +391,7 @@ class EmulatorState:
     def __init__(self, settings: Settings | None = None):
         self.defaults = settings or Settings()
         self.lock = threading.Condition()
+        self.webhooks = WebhookSender(self)
         self.reset()
 
     def reset(self) -> None:
@@ -372,6 +403,9 @@ class EmulatorState:
             self.datasets: dict[str, Run] = {}
             self.requests: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             self.items_served = 0
+            self.starts_refused = 0
+            self.peak_running = 0
+            self.webhooks.clear()
             self.lock.notify_all()
 
     def configure(self, changes: dict) -> None:
@@ -395,10 +429,39 @@ class EmulatorState:
                     return rule
         return None
 
+    def running(self, now: float) -> list[Run]:
+        return [run for run in self.runs.values() if run.status(now) not in TERMINAL]
+
+    def admit(self, memory_mb: int) -> None:
+        """Refuse a start over the account's limits (account.py), as Apify does."""
+        with self.lock:
+            running = self.running(time.time())
+            refusal = capacity_error(sum(r.options["memoryMbytes"] for r in running), len(running), memory_mb,
+                                     self.settings)
+            if refusal:
+                self.starts_refused += 1
+                raise ApiError(402, *refusal)
+
     def add_run(self, run: Run) -> None:
         with self.lock:
             self.runs[run.id] = run
             self.datasets[run.dataset_id] = run
+            self.peak_running = max(self.peak_running, len(self.running(time.time())))
+        self.webhooks.watch(run)
+
+    def run_json(self, run: Run) -> dict:
+        return run_json(run, time.time(), self.settings)
+
+    def rng_random(self) -> float:
+        with self.lock:
+            return self.rng.random()
+
+    def list_runs(self, actor: ActorProfile | None, statuses: list[str], desc: bool) -> list[Run]:
+        now = time.time()
+        with self.lock:
+            found = [run for run in self.runs.values() if (actor is None or run.profile is actor)
+                     and (not statuses or run.status(now) in statuses)]
+        return sorted(found, key=lambda run: run.start, reverse=desc)
 
     def run(self, run_id: str) -> Run:
         run = self.runs.get(run_id)
@@ -431,12 +494,16 @@ class EmulatorState:
                 "runs_started": len(self.runs),
                 "runs_aborted": sum(run.aborted for run in self.runs.values()),
                 "items_served": self.items_served,
+                "starts_refused": self.starts_refused,
+                "peak_running": self.peak_running,
+                "webhook_deliveries": list(self.webhooks.deliveries),
                 "total_usage_usd": round(sum(usage_usd(r, r.item_count(now), self.settings)
                                              for r in self.runs.values()), 8),
                 "faults": [asdict(rule) for rule in self.faults],
                 "runs": [{"id": r.id, "actor_id": r.profile.actor_id, "usernames": r.usernames,
                           "status": r.status(now), "item_count": r.item_count(now), "dataset_id": r.dataset_id,
-                          "usage_total_usd": usage_usd(r, r.item_count(now), self.settings),
+                          "usage_total_usd": usage_usd(r, r.item_count(now), self.settings, now),
+                          "started_at": r.start, "finished_at": r.finish if r.status(now) in TERMINAL else None,
                           "options": r.options, "webhooks": r.webhooks} for r in self.runs.values()],
             }
 
@@ -509,9 +576,14 @@ def decode_webhooks(raw: str | None) -> list | None:
 
 
 _ACTORS = ("actors", "acts")  # `acts` is the legacy alias
+_RUN_LIST_FIELDS = ("id", "actId", "userId", "actorTaskId", "status", "startedAt", "finishedAt", "buildId",
+                    "buildNumber", "meta", "defaultKeyValueStoreId", "defaultDatasetId", "defaultRequestQueueId")
 URLS = Map([
     *(Rule(f"/v2/{prefix}/<path:actor_id>/runs", methods=["POST"], endpoint="start_run") for prefix in _ACTORS),
     *(Rule(f"/v2/{prefix}/<path:actor_id>", methods=["GET"], endpoint="get_actor") for prefix in _ACTORS),
+    *(Rule(f"/v2/{prefix}/<path:actor_id>/runs", methods=["GET"], endpoint="list_runs") for prefix in _ACTORS),
+    Rule("/v2/actor-runs", methods=["GET"], endpoint="list_runs"),
+    Rule("/v2/users/<user_id>/limits", methods=["GET"], endpoint="account_limits"),
     Rule("/v2/actor-runs/<run_id>", methods=["GET"], endpoint="get_run"),
     Rule("/v2/actor-runs/<run_id>/abort", methods=["POST"], endpoint="abort_run"),
     Rule("/v2/actor-runs/<run_id>/log", methods=["GET"], endpoint="run_log"),
@@ -573,6 +645,8 @@ class EmulatorApp:
             return self.start_run(request, args["actor_id"], body, text)
         if endpoint == "get_actor":
             return self.get_actor(args["actor_id"])
+        if endpoint in ("list_runs", "account_limits"):
+            return getattr(self, endpoint)(request, args)
         run = self.state.run(args["run_id"]) if "run_id" in args else self.state.dataset(args["dataset_id"])
         return getattr(self, endpoint)(request, run)
 
@@ -588,6 +662,7 @@ class EmulatorApp:
         settings = self.state.settings
         options = self._run_options(request)
         webhooks = decode_webhooks(request.args.get("webhooks"))
+        self.state.admit(options["memoryMbytes"])
         cap = options.get("maxItems", NO_LIMIT)
         if "maxTotalChargeUsd" in options:  # a pay-per-event actor stops when the budget is spent
             affordable = (options["maxTotalChargeUsd"] - settings.start_fee_usd) / settings.price_per_item_usd
@@ -599,7 +674,7 @@ class EmulatorApp:
             cap = 0
         segments, total = plan_segments(usernames, limit, cap)
         start = time.time()
-        scrape_s = settings.run_duration_s
+        scrape_s = settings.run_duration_s + settings.run_seconds_per_item * total
         finish, final_status = start + scrape_s, (outcome.run_status if outcome and outcome.run_status else "SUCCEEDED")
         if options["timeoutSecs"] and options["timeoutSecs"] < scrape_s:
             finish, final_status = start + options["timeoutSecs"], "TIMED-OUT"
@@ -626,6 +701,26 @@ class EmulatorApp:
         if max_charge is not None:
             options["maxTotalChargeUsd"] = max_charge
         return options
+
+    def list_runs(self, request: Request, args: dict) -> Response:
+        actor = find_profile(args["actor_id"]) if "actor_id" in args else None
+        runs = self.state.list_runs(actor, list_arg(request, "status"), bool_arg(request, "desc"))
+        offset, limit = number_arg(request, "offset") or 0, min(number_arg(request, "limit") or 1000, 1000)
+        now = time.time()
+        items = [{key: body[key] for key in _RUN_LIST_FIELDS} | {"usageTotalUsd": body["usageTotalUsd"]}
+                 for body in (run_json(run, now, self.state.settings) for run in runs[offset:offset + limit])]
+        return json_response({"data": {"total": len(runs), "offset": offset, "limit": limit, "desc": bool_arg(
+            request, "desc"), "count": len(items), "items": items}})
+
+    def account_limits(self, request: Request, args: dict) -> Response:
+        now = time.time()
+        with self.state.lock:
+            running = self.state.running(now)
+            usage = sum(usage_usd(run, run.item_count(now), self.state.settings) for run in self.state.runs.values())
+        memory = sum(run.options["memoryMbytes"] for run in running)
+        body = limits_json(self.state.settings, memory, len(running), round(usage, 6), iso(now - 86400),
+                           iso(now + 29 * 86400))
+        return json_response({"data": body})
 
     @staticmethod
     def get_actor(actor_id: str) -> Response:

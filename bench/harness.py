@@ -141,9 +141,9 @@ def free_port():
 
 
 @contextmanager
-def web(env, workers=2, threads=4):
-    """gunicorn as the Procfile runs it, on a free port; yields the port."""
-    port = free_port()
+def web(env, workers=2, threads=4, port=None):
+    """gunicorn as the Procfile runs it, on `port` (a free one by default); yields the port."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
          "--threads", str(threads), "--log-level", "warning"],

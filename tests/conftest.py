@@ -1,6 +1,12 @@
 """Fixtures: a Postgres database per test session, real Redis, the Apify emulator as its own
-process, a real Celery worker process, and the Flask app wired to all of them (see stack.py).
+process, real Celery worker and beat processes, and the Flask app wired to all of them, also
+served over HTTP so that the emulator's webhooks reach it (see stack.py).
+
+Postgres is the queue of record: the worker starts every queued batch of an active job it
+finds in its database. Tests of the store alone (`db`) therefore use a second database that
+no worker watches.
 """
+import threading
 import os
 import time
 from collections import Counter
@@ -11,7 +17,9 @@ import redis
 import apify_emulator as emulated
 from api_async import limiter
 from app import create_app
-from stack import APIFY_TOKEN, QUEUE, REDIS_URL, Emulator, Worker, service_env, throwaway_database
+from werkzeug.serving import make_server
+
+from stack import APIFY_TOKEN, QUEUE, REDIS_URL, Beat, Emulator, Worker, service_env, throwaway_database
 from utils import store
 from utils.config import Settings
 from utils.gender import detect_genders
@@ -26,6 +34,13 @@ WEBHOOK_SECRET = "test-webhook-secret"
 @pytest.fixture(scope="session")
 def postgres_url():
     with throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def quiet_postgres_url():
+    """A database no worker watches, for tests of the store on its own."""
+    with throwaway_database("followsift_quiet") as url:
         yield url
 
 
@@ -45,10 +60,18 @@ def emulator_process():
 
 
 @pytest.fixture
-def emulator(emulator_process):
+def emulator(emulator_process, request):
     emulator_process.reset()
+    if "worker" in request.fixturenames:  # a fresh account: forget what the governor learned
+        forget_capacity(request.getfixturevalue("engine"))
     yield emulator_process
     emulator_process.reset()
+
+
+def forget_capacity(engine):
+    with engine.begin() as conn:
+        conn.execute(store.schema.apify_capacity.update().values(
+            account_cap=None, lowered_cap=None, lowered_until=None, limits_checked_at=None))
 
 
 # -- the service itself ----------------------------------------------------------------------
@@ -60,22 +83,32 @@ def metrics_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def service_settings(postgres_url, redis_url, emulator_process, metrics_dir):
+def service_settings(postgres_url, redis_url, emulator_process, metrics_dir, web_server):
     """What the web app and the worker share, as environment variables."""
     return service_env(postgres_url, redis_url, emulator_process.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
-                       APIFY_HTTP_RETRIES="0",
-                       RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1", BATCH_LEASE_SECONDS="30",
-                       APIFY_POLL_SECONDS="1",
-                       WEBHOOK_SIGNING_SECRET=WEBHOOK_SECRET, WEBHOOK_RETRY_BACKOFF_SECONDS="0.2")
+                       APIFY_HTTP_RETRIES="0", PUBLIC_BASE_URL=web_server,
+                       RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1",
+                       WEBHOOK_SIGNING_SECRET=WEBHOOK_SECRET, WEBHOOK_RETRY_BACKOFF_SECONDS="0.2",
+                       WEBHOOK_ALLOW_PRIVATE_ADDRESSES="1")
 
 
 @pytest.fixture(scope="session")
 def app(postgres_url, redis_url):
     application = create_app({"database_url": postgres_url, "redis_url": redis_url,
                               "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
-                              "webhook_signing_secret": WEBHOOK_SECRET})
+                              "webhook_signing_secret": WEBHOOK_SECRET, "webhook_allow_private_addresses": 1})
     store.migrate(application.extensions["engine"])
     return application
+
+
+@pytest.fixture(scope="session")
+def web_server(app):
+    """The app over real HTTP on a free port (Apify's webhooks come here); yields its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +136,19 @@ def engine(app):
     return app.extensions["engine"]
 
 
+@pytest.fixture(scope="session")
+def quiet_engine(quiet_postgres_url):
+    engine = store.make_engine(Settings(database_url=quiet_postgres_url))
+    store.migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def db(request, tmp_path):
     """An engine on each supported database, migrated."""
     if request.param == "postgresql":
-        return request.getfixturevalue("engine")
+        return request.getfixturevalue("quiet_engine")
     sqlite_engine = store.make_engine(Settings(instance_path=str(tmp_path)))
     store.migrate(sqlite_engine)
     return sqlite_engine
@@ -117,8 +158,11 @@ def db(request, tmp_path):
 def worker(service_settings, tmp_path_factory):
     # Jobs submitted by tests that ran without a worker would otherwise reach this one.
     redis.Redis.from_url(service_settings["REDIS_URL"]).flushdb()
-    process = Worker(service_settings, tmp_path_factory.mktemp("worker") / "worker.log")
+    folder = tmp_path_factory.mktemp("worker")
+    process = Worker(service_settings, folder / "worker.log")
+    clock = Beat(service_settings, folder / "beat.log")
     yield process
+    clock.stop()
     process.stop()
 
 

@@ -65,18 +65,13 @@ def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
     assert "cancelled" in line and "0/1" in line
 
 
-def test_reconcile_and_purge_run_once(app, engine):
+def test_tick_and_purge_run_once(app, engine):
     runner = app.test_cli_runner()
     job_id, _ = store.jobs.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
-                                   min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50)
-    store.batches.claim_batch(engine, job_id, 0, lease_seconds=60)
-    with engine.begin() as conn:  # the worker holding the batch died long ago
-        conn.execute(store.schema.batches.update().where(store.schema.batches.c.job_id == job_id)
-                     .values(lease_expires_at=store.utcnow() - timedelta(minutes=5)))
-    result = runner.invoke(args=["reconcile"])
-    assert result.exit_code == 0 and result.output.startswith("re-enqueued ")
-    assert int(result.output.split()[1]) >= 1
+                                      min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50)
     store.jobs.cancel_job(engine, job_id)
+    result = runner.invoke(args=["tick"])
+    assert result.exit_code == 0 and result.output.startswith("published "), result.output
 
     with engine.begin() as conn:
         conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.job_id == job_id)

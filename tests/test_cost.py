@@ -4,8 +4,9 @@ import sqlalchemy as sa
 
 import apify_emulator as emulated
 from utils import store
+from utils.config import Settings
 
-from conftest import submit, wait_for_job
+from conftest import runs_of, submit, wait_for_job
 
 PRICE_PER_ITEM, START_FEE = 0.0007, 0.00005  # the emulator's defaults and the settings' defaults
 
@@ -50,15 +51,20 @@ def test_cost_rolls_up_once_per_batch(db):
         db, api_key_id=None, accounts=["a", "b"], target_gender="any", min_confidence=0.0,
         total_scrape_count=20, per_account_limit=10, batch_size=1, max_cost_usd=1.0,
     )
-    assert store.batches.run_budget(db, job_id, START_FEE) == pytest.approx(0.5)  # its share
-    first = store.batches.claim_batch(db, job_id, 0, lease_seconds=60)
-    store.batches.release_batch(db, first, "run FAILED", forget_run=True, run_cost_usd=0.75)  # a paid, failed run
-    assert store.batches.run_budget(db, job_id, START_FEE) == pytest.approx(0.25)  # what is left
-    retry = store.batches.claim_batch(db, job_id, 0, lease_seconds=60, resume_attempt=first.attempt)
-    assert store.batches.end_batch(db, retry, store.batches.BatchTally(scraped=3, cost_usd=0.25)) == "processing"
-    assert store.batches.end_batch(db, retry, store.batches.BatchTally(scraped=3, cost_usd=0.25)) is None  # a duplicate
+    with db.begin() as conn:  # nothing else is going on
+        conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.job_id != job_id).values(status="cancelled"))
+    settings = Settings(apify_max_concurrent_runs=100)
+    first, _ = store.batches.claim_start(db, settings)
+    assert store.batches.run_budget(db, first, START_FEE) == pytest.approx(0.5)  # its share
+    store.batches.requeue(db, first, delay_seconds=0, error="run FAILED", failure=True, run_cost_usd=0.75)
+    retry, _ = store.batches.claim_start(db, settings)
+    assert retry.batch_index == first.batch_index
+    assert store.batches.run_budget(db, retry, START_FEE) == pytest.approx(0.25)  # what is left
+    assert store.batches.end_batch(db, retry, run_cost_usd=0.25) == "processing"
+    assert store.batches.end_batch(db, retry, run_cost_usd=0.25) is None  # a duplicate
     assert store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)["cost_usd"] == pytest.approx(1.0)
-    assert store.batches.run_budget(db, job_id, START_FEE) == 0
+    other, _ = store.batches.claim_start(db, settings)
+    assert store.batches.run_budget(db, other, START_FEE) == 0
 
 
 def test_each_run_gets_its_share_and_the_status_sums_their_usage(client, worker, emulator):
@@ -70,7 +76,7 @@ def test_each_run_gets_its_share_and_the_status_sums_their_usage(client, worker,
     status = wait_for_job(client, created["job_id"])
     assert status["status"] == "completed" and status["budget_exhausted"] is False, status
 
-    runs = emulator.stats()["runs"]
+    runs = runs_of(emulator, accounts)
     assert len(runs) == 2
     assert sorted(run["options"]["maxTotalChargeUsd"] for run in runs) == [0.1, 0.1]
     assert sorted(run["options"]["maxItems"] for run in runs) == [10, 500]
@@ -91,5 +97,5 @@ def test_a_spent_budget_starts_no_more_runs(client, worker, emulator):
     status = wait_for_job(client, created["job_id"])
     assert status["status"] == "failed" and status["budget_exhausted"] is True, status
     assert "budget" in status["error_message"]
-    assert emulator.stats()["runs_started"] == 2
+    assert len(runs_of(emulator, ["nike"])) == 2
     assert status["cost_usd"] == pytest.approx(1.0)

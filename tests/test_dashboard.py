@@ -5,11 +5,9 @@ Redis, worker and emulator."""
 import csv
 import io
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from conftest import all_results, authorised_client
 
@@ -31,16 +29,6 @@ def test_the_page_and_its_assets_need_no_key_and_come_from_this_origin(app):
 
 
 @pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
-
-
-@pytest.fixture
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
     if not Path(CHROMIUM).exists():
@@ -51,11 +39,11 @@ def browser():
         browser.close()
 
 
-def test_a_job_from_the_dashboard(app, api_key, worker, emulator, live_server, browser, tmp_path):
+def test_a_job_from_the_dashboard(app, api_key, worker, emulator, web_server, browser, tmp_path):
     page = browser.new_page(accept_downloads=True, viewport={"width": 1280, "height": 1000})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server + "/")
+    page.goto(web_server + "/")
     assert page.locator("#app").is_hidden()
 
     page.fill("#api-key", "fs_not_a_key")

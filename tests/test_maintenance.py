@@ -1,12 +1,47 @@
-"""Upkeep from Postgres state alone: lost batches are published again, old jobs purged."""
+"""The clock's tick from Postgres state alone (against the emulator for its Apify calls), and
+the retention purge."""
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from utils import maintenance, store
 from utils.config import Settings
+from utils.scraper import Scraper
 
-SETTINGS = Settings(requeue_stalled_seconds=60, results_ttl_days=30)
+from stack import APIFY_TOKEN
+
+B, J = store.schema.batches, store.schema.jobs
+
+
+class Recorder:
+    """A publisher that writes down what the tick would have sent."""
+
+    def __init__(self):
+        self.stores, self.starts, self.callbacks = [], 0, []
+
+    def store(self, job_id, batch_index):
+        self.stores.append((job_id, batch_index))
+
+    def start(self):
+        self.starts += 1
+
+    def callback(self, job_id):
+        self.callbacks.append(job_id)
+
+
+@pytest.fixture
+def idle(db):
+    with db.begin() as conn:
+        conn.execute(B.update().where(B.c.status.in_(store.schema.MOVING)).values(status="cancelled"))
+        conn.execute(J.update().where(J.c.status.in_(store.schema.ACTIVE_JOB_STATUSES)).values(status="cancelled"))
+    return db
+
+
+@pytest.fixture
+def settings(emulator):
+    return Settings(apify_token=APIFY_TOKEN, apify_api_url=emulator.url, apify_http_retries=0,
+                    apify_max_concurrent_runs=100, results_ttl_days=30)
 
 
 def _job(engine, accounts=("a", "b", "c")):
@@ -22,51 +57,101 @@ def _set(engine, table, job_id, **values):
         conn.execute(table.update().where(table.c.job_id == job_id).values(**values))
 
 
-def _reconcile(engine):
-    published = []
-    maintenance.reconcile(engine, SETTINGS, lambda job_id, index: published.append((job_id, index)))
+def _tick(engine, settings):
+    published = Recorder()
+    maintenance.tick(engine, settings, Scraper(settings), published)
     return published
 
 
-def test_a_batch_whose_holder_died_is_published_again(db):
-    job_id = _job(db)
-    dead = store.batches.claim_batch(db, job_id, 1, lease_seconds=60)
-    assert (job_id, 1) not in _reconcile(db)  # the lease still runs
-    _set(db, store.schema.batches, job_id, lease_expires_at=store.utcnow() - timedelta(seconds=1))
-    assert (job_id, 1) in _reconcile(db)
-    taken_over = store.batches.claim_batch(db, job_id, 1, lease_seconds=60)
-    assert taken_over.attempt == dead.attempt + 1
-    assert store.batches.end_batch(db, dead, store.batches.BatchTally()) is None
+def _long_ago(engine, job_id):
+    _set(engine, B, job_id, lease_expires_at=store.utcnow() - timedelta(seconds=1),
+         run_checked_at=store.utcnow() - timedelta(minutes=5))
 
 
-def test_waiting_batches_are_published_again_only_when_every_job_is_silent(db):
-    job_id = _job(db)
-    assert not [p for p in _reconcile(db) if p[0] == job_id]
-    with db.begin() as conn:  # nothing anywhere has moved for two minutes
-        conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.status.in_(store.schema.ACTIVE_JOB_STATUSES))
-                     .values(updated_at=store.utcnow() - timedelta(minutes=2)))
-    assert [p for p in _reconcile(db) if p[0] == job_id] == [(job_id, 0), (job_id, 1), (job_id, 2)]
-    assert not [p for p in _reconcile(db) if p[0] == job_id]  # not again right away
+def test_batches_whose_holder_died_are_handed_back(idle, settings):
+    job_id = _job(idle)
+    starting, _ = store.batches.claim_start(idle, settings)
+    assert starting.job_id == job_id
+    assert _tick(idle, settings).stores == []  # the lease still runs
+    _long_ago(idle, job_id)
+    published = _tick(idle, settings)
+    assert published.starts == 1 and published.stores == []
+    taken_over, _ = store.batches.claim_start(idle, settings)
+    assert (taken_over.batch_index, taken_over.attempt) == (starting.batch_index, starting.attempt + 1)
+    assert store.batches.record_run(idle, starting, "LATE", "t") is False
 
 
-def test_batches_of_ended_jobs_are_left_alone(db):
-    job_id = _job(db)
-    store.batches.claim_batch(db, job_id, 0, lease_seconds=60)
-    store.jobs.cancel_job(db, job_id)
-    _set(db, store.schema.batches, job_id, lease_expires_at=store.utcnow() - timedelta(seconds=1))
-    _set(db, store.schema.jobs, job_id, updated_at=store.utcnow() - timedelta(minutes=2))
-    assert not [p for p in _reconcile(db) if p[0] == job_id]
+def test_the_poller_finds_ended_runs_with_bounded_calls(idle, settings, emulator):
+    emulator.configure(run_duration_s=30)
+    job_id = _job(idle, accounts=[f"poll{i}" for i in range(4)])
+    scraper = Scraper(settings)
+    runs = []
+    for _ in range(4):
+        claim, _ = store.batches.claim_start(idle, settings)
+        run_id = scraper.start_run(claim.accounts, 10)
+        store.batches.record_run(idle, claim, run_id, "t")
+        runs.append((claim.batch_index, run_id))
+    for _, run_id in runs[:2]:  # two runs end
+        scraper.abort_run(run_id)
+    _set(idle, B, job_id, run_checked_at=store.utcnow() - timedelta(minutes=5))
+    few = _tick(idle, settings.with_overrides({"apify_poll_reads": 10}))
+    assert sorted(few.stores) == [(job_id, index) for index, _ in runs[:2]]
+    assert emulator.stats()["requests"].get("list_runs") is None, "four runs: read one by one"
+    scraper.abort_run(runs[2][1])
+    _set(idle, B, job_id, run_checked_at=store.utcnow() - timedelta(minutes=5))
+    many = _tick(idle, settings.with_overrides({"apify_poll_reads": 1}))
+    assert (job_id, runs[2][0]) in many.stores and (job_id, runs[3][0]) not in many.stores
+    assert emulator.stats()["requests"]["list_runs"] == {"200": 1}, "more than a few: one list"
+    assert _tick(idle, settings).stores == [], "the one still running was asked about just now"
 
 
-def test_purge_deletes_only_jobs_past_their_retention(db):
-    old, fresh = _job(db), _job(db)
-    claim = store.batches.claim_batch(db, old, 0, 60)
-    store.batches.record_run(db, claim, "RUN-OLD")
-    _set(db, store.schema.jobs, old, created_at=store.utcnow() - timedelta(days=31))
+def test_a_finished_batch_nobody_stored_is_published_again_after_a_quiet_while(idle, settings):
+    job_id = _job(idle, accounts=["a"])
+    claim, _ = store.batches.claim_start(idle, settings)
+    store.batches.record_run(idle, claim, "R", "t")
+    store.batches.mark_finished(idle, job_id, 0, "R", "SUCCEEDED")
+    assert (job_id, 0) not in _tick(idle, settings).stores
+    _long_ago(idle, job_id)
+    assert (job_id, 0) in _tick(idle, settings).stores
+    assert (job_id, 0) not in _tick(idle, settings).stores, "not again right away"
+
+
+def test_batches_of_ended_jobs_are_left_alone(idle, settings):
+    job_id = _job(idle)
+    store.batches.claim_start(idle, settings)
+    store.jobs.cancel_job(idle, job_id)
+    _long_ago(idle, job_id)
+    published = _tick(idle, settings)
+    assert published.starts == 0 and not [s for s in published.stores if s[0] == job_id]
+
+
+def test_a_callback_whose_message_was_lost_is_found(idle, settings):
+    job_id = _job(idle, accounts=["a"])
+    _set(idle, J, job_id, status="completed", callback_url="https://example.com/hook",
+         completed_at=store.utcnow() - timedelta(minutes=2))
+    assert job_id in _tick(idle, settings).callbacks
+    assert job_id not in _tick(idle, settings).callbacks, "not again right away"
+
+
+def test_the_account_limits_set_the_cap_unless_the_operator_did(idle, settings, emulator):
+    emulator.configure(max_memory_mb=6144, max_concurrent_runs=40)
+    learning = settings.with_overrides({"apify_max_concurrent_runs": 0})
+    with idle.begin() as conn:
+        conn.execute(store.schema.apify_capacity.update().values(limits_checked_at=None, account_cap=None))
+    _tick(idle, learning)
+    assert store.capacity.snapshot(idle, learning).cap == 6
+    assert store.capacity.snapshot(idle, settings).cap == 6, "100 configured: the account's 6 still bind"
+
+
+def test_purge_deletes_only_jobs_past_their_retention(idle, settings):
+    old, fresh = _job(idle), _job(idle)
+    claim, _ = store.batches.claim_start(idle, settings)
+    store.batches.record_run(idle, claim, "RUN-OLD", "t")
+    _set(idle, J, old, created_at=store.utcnow() - timedelta(days=31))
     aborted = []
-    assert maintenance.purge(db, SETTINGS, aborted.extend) >= 1
-    assert store.jobs.get_job(db, old, store.jobs.ALL_KEYS) is None and store.jobs.get_job(db, fresh, store.jobs.ALL_KEYS) is not None
+    assert maintenance.purge(idle, settings, aborted.extend) >= 1
+    assert store.jobs.get_job(idle, old, store.jobs.ALL_KEYS) is None
+    assert store.jobs.get_job(idle, fresh, store.jobs.ALL_KEYS) is not None
     assert aborted == ["RUN-OLD"]
-    with db.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(store.schema.batches)
-                            .where(store.schema.batches.c.job_id == old)).scalar() == 0
+    with idle.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(B).where(B.c.job_id == old)).scalar() == 0

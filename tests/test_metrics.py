@@ -3,11 +3,12 @@ import uuid
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from celery_config import make_celery
-from conftest import authorised_client, submit, wait_for_job
+from conftest import authorised_client, forget_capacity, submit, wait_for_job
 from utils import metrics, store
 from utils.config import Settings
 
@@ -33,6 +34,7 @@ def value(samples, name, **labels):
 
 def test_worker_counters_move_after_a_job(metrics_app, client, worker, emulator):
     emulator.fault(route="start_run", status=503, type="server-error", times=1)
+    webhooks_before = _webhook_detections()
     before = scrape(metrics_app)
     created = submit(client, [f"metric{i}" for i in range(60)], gender="female", total=60 * 20)
     status = wait_for_job(client, created["job_id"])
@@ -48,7 +50,13 @@ def test_worker_counters_move_after_a_job(metrics_app, client, worker, emulator)
     assert moved("followsift_profiles_total", stage="kept") == status["profiles_kept"] > 0
     assert moved("followsift_apify_errors_total", operation="start_run", type="http_503") == 1
     assert moved("followsift_apify_call_seconds_count", operation="start_run") == 3  # one refused, two runs
-    assert moved("followsift_apify_call_seconds_count", operation="stream_dataset") == 2
+    assert moved("followsift_apify_call_seconds_count", operation="dataset_items") >= 2
+    # Webhooks land on the web process (here this one, outside multiprocess mode), the poller in the worker.
+    assert _webhook_detections() - webhooks_before + moved("followsift_run_ends_detected_total", source="poller") == 2
+
+
+def _webhook_detections():
+    return REGISTRY.get_sample_value("followsift_run_ends_detected_total", {"source": "webhook"}) or 0.0
 
 
 def test_jobs_by_status_are_counted_at_scrape_time(metrics_app, app, engine):
@@ -67,10 +75,25 @@ def test_queue_depth_is_the_length_of_the_celery_queue(redis_url, engine):
     for _ in range(3):
         celery.send_task("followsift.nothing", queue=queue)
     try:
-        family = next(f for f in metrics.StateCollector(engine, celery).collect() if f.name == "followsift_queue_depth")
+        family = next(f for f in metrics.StateCollector(engine, celery, Settings()).collect() if f.name == "followsift_queue_depth")
         assert [(s.labels, s.value) for s in family.samples] == [({"queue": queue}, 3)]
     finally:
         redis.Redis.from_url(redis_url).delete(queue)
+
+
+def test_capacity_is_visible(quiet_engine, redis_url):
+    forget_capacity(quiet_engine)
+    settings = Settings(apify_max_concurrent_runs=7)
+    job_id, _ = store.jobs.create_job(quiet_engine, api_key_id=None, accounts=["a", "b"], target_gender="any",
+                                      min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1)
+    families = {f.name: f for f in metrics.StateCollector(quiet_engine, make_celery(Settings(redis_url=redis_url)),
+                                                          settings).collect()}
+    room = store.capacity.snapshot(quiet_engine, settings)
+    assert families["followsift_apify_capacity_cap"].samples[0].value == 7 == room.cap
+    assert families["followsift_apify_runs_in_flight"].samples[0].value == room.in_flight
+    waiting = {s.labels["job_id"]: s.value for s in families["followsift_batches_waiting"].samples}
+    assert waiting[job_id] == 2
+    store.jobs.cancel_job(quiet_engine, job_id)
 
 
 def test_without_a_multiprocess_directory_the_process_registry_is_served(app):

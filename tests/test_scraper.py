@@ -4,7 +4,7 @@ import pytest
 import apify_emulator as emulated
 from utils.config import Settings
 from utils.scraper import (
-    FatalApifyError, Follower, Scraper, TransientApifyError, build_input, normalise,
+    CapacityRefused, FatalApifyError, Follower, Scraper, TransientApifyError, build_input, normalise,
 )
 
 ACCOUNTS = ["nike", "adidas"]
@@ -67,10 +67,16 @@ def _scraper(emulator, **overrides):
     return Scraper(settings.with_overrides(overrides))
 
 
-def _scrape(scraper, accounts, limit):
-    run_id = scraper.start_run(accounts, limit)
-    dataset_id, _usage = scraper.wait_for_run(run_id, heartbeat=lambda: True)
-    return list(scraper.iter_followers(dataset_id, accounts))
+def _scrape(scraper, accounts, limit, page_size=100):
+    """Start a run, read its state, and read its dataset page by page as the worker does."""
+    state = scraper.run_state(scraper.start_run(accounts, limit))
+    assert state.status == "SUCCEEDED"
+    followers, offset, last = [], 0, False
+    while not last:
+        page = scraper.read_page(state.dataset_id, offset, page_size, accounts)
+        followers += page.followers
+        offset, last = page.next_offset, page.last
+    return followers
 
 
 def _expected(accounts, limit):
@@ -112,19 +118,48 @@ def test_an_unknown_actor_is_fatal(emulator):
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_rate_limits_and_server_errors_are_transient(emulator, status):
     emulator.fault(route="start_run", status=status, type="boom", message="try later")
-    with pytest.raises(TransientApifyError, match=str(status)) as caught:
+    with pytest.raises(TransientApifyError, match=str(status)):
         _scraper(emulator).start_run(ACCOUNTS, 5)
-    assert caught.value.run_failed is False
 
 
 @pytest.mark.parametrize("run_status", ["FAILED", "TIMED-OUT", "ABORTED"])
-def test_a_run_that_ends_badly_is_transient_and_spent(emulator, run_status):
+def test_a_run_that_ends_badly_says_so_in_its_state(emulator, run_status):
     emulator.fault(route="start_run", run_status=run_status)
     scraper = _scraper(emulator)
+    state = scraper.run_state(scraper.start_run(ACCOUNTS, 5))
+    assert state.status == run_status
+    assert scraper.run_state("NoSuchRun00000000") is None
+
+
+@pytest.mark.parametrize("limit", [{"max_memory_mb": 1024}, {"max_concurrent_runs": 1}])
+def test_a_full_account_is_back_pressure_not_a_failure(emulator, limit):
+    emulator.configure(run_duration_s=30, **limit)
+    scraper = _scraper(emulator)
+    scraper.start_run(ACCOUNTS, 5)
+    with pytest.raises(CapacityRefused, match="limit"):
+        scraper.start_run(ACCOUNTS, 5)
+
+
+@pytest.mark.parametrize("status, type_, message", [
+    (402, "not-enough-usage-to-run-paid-actor", "You do not have enough usage left"),
+    (403, "platform-feature-disabled", "Monthly usage hard limit exceeded"),
+    (402, "emulated-error", "User exceeded their usage limit"),
+])
+def test_billing_exhaustion_is_fatal_and_told_to_tenants_without_the_details(emulator, status, type_, message):
+    emulator.fault(route="start_run", status=status, type=type_, message=message)
+    with pytest.raises(FatalApifyError) as caught:
+        _scraper(emulator).start_run(ACCOUNTS, 5)
+    assert message in str(caught.value) and message not in caught.value.public
+    assert "operator" in caught.value.public
+
+
+def test_the_account_runs_and_limits_are_read(emulator):
+    emulator.configure(run_duration_s=30, max_memory_mb=4096, max_concurrent_runs=3)
+    scraper = _scraper(emulator)
     run_id = scraper.start_run(ACCOUNTS, 5)
-    with pytest.raises(TransientApifyError, match=run_status) as caught:
-        scraper.wait_for_run(run_id, heartbeat=lambda: True)
-    assert caught.value.run_failed is True
+    assert scraper.recent_runs(10) == {run_id: "RUNNING"}
+    assert scraper.account_limits() == {"max_runs": 3, "max_memory_gb": 4.0, "active_runs": 1,
+                                        "memory_used_gb": 1.0}
 
 
 def test_no_emulator_at_all_is_transient(emulator):

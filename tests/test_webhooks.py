@@ -97,7 +97,7 @@ def test_the_job_end_is_posted_signed_and_retried_after_a_500(client, engine, wo
 
     job = _wait_until_recorded(engine, created["job_id"])  # the worker records it after the receiver's 200
     assert job["callback_delivered_at"] is not None and job["callback_error"] is None
-    with store.callbacks.callback_to_send(engine, created["job_id"]) as (pending, _):
+    with store.callbacks.callback_to_send(engine, created["job_id"], 7) as (pending, _):
         assert pending is None, "a delivered callback is not sent again"
 
 

@@ -1,31 +1,28 @@
-"""Classify a chunk of followers, count them into the batch's tally, and store the kept ones.
+"""Classify a chunk of followers: infer each one's gender, count them, keep the target gender.
 
-A chunk is at most WRITE_CHUNK_SIZE (1000) followers; storing it is one idempotent
-transaction (`utils/store/results.py`).
+The kept rows are what `store.batches.store_chunk` writes (idempotently, with the chunk's
+tally, in one transaction); a chunk is at most WRITE_CHUNK_SIZE (1000) followers.
 """
 from utils.gender import detect_genders
-from utils.store.results import write_profiles
+from utils.store.batches import Tally
 
 
-def process_chunk(engine, claim, followers, tally):
-    """Infer genders for `followers`, count them into `tally`, store the kept ones.
-
-    Returns the number of profiles that were new to the job.
-    """
+def classify(followers, target_gender, min_confidence):
+    """(rows to keep, one per profile with its source accounts, the chunk's `Tally`)."""
     guesses = detect_genders((f.full_name, f.username) for f in followers)
-    kept = {}
+    kept, tally = {}, Tally()
     for follower, guess in zip(followers, guesses):
-        gender = guess.gender if guess.confidence >= claim.min_confidence else "unknown"
+        gender = guess.gender if guess.confidence >= min_confidence else "unknown"
         tally.scraped += 1
         setattr(tally, gender, getattr(tally, gender) + 1)
-        if claim.target_gender not in ("any", gender):
+        if target_gender not in ("any", gender):
             continue
         row = kept.get(follower.profile_id)
         if row is None:
             kept[follower.profile_id] = row = _row(follower, gender, guess.confidence)
         if follower.source and follower.source not in row["sources"]:
             row["sources"].append(follower.source)
-    return write_profiles(engine, claim.job_id, list(kept.values()))
+    return list(kept.values()), tally
 
 
 def _row(follower, gender, confidence):

@@ -75,7 +75,23 @@ class Settings:
     apify_http_retry_delay_ms: int = setting(500, minimum=1)
     apify_run_timeout_seconds: int = setting(3600, minimum=1)
     apify_memory_mbytes: int = setting(1024, minimum=128, maximum=32768)
-    apify_poll_seconds: int = setting(10, minimum=1)
+    # The web dyno's public URL (https://<app>.herokuapp.com): Apify's ad-hoc webhooks say there
+    # when a run ends. Unset (local runs), the clock's poller alone finds ended runs.
+    public_base_url: str = ""
+    # How often the poller asks about each running run: without webhooks, and with them (a safety net).
+    apify_poll_seconds: float = setting(2.0, minimum=0.5)
+    apify_webhook_poll_seconds: float = setting(10.0, minimum=1)
+    # Per-run reads when this few runs are due a poll; more, and one list of the account's runs.
+    apify_poll_reads: int = setting(10, minimum=1, maximum=100)
+
+    # The capacity governor (utils/store/capacity.py). 0 = learn from the account.
+    apify_max_concurrent_runs: int = setting(0, minimum=0)
+    apify_memory_limit_mb: int = setting(0, minimum=0)
+    apify_fallback_max_runs: int = setting(25, minimum=1)
+    apify_capacity_backoff_seconds: float = setting(60.0, minimum=1)
+    apify_limits_refresh_seconds: float = setting(60.0, minimum=5)
+    # Apify's usageTotalUsd may be preliminary this long after a run ends; read it again after.
+    apify_cost_settle_seconds: float = setting(15.0, minimum=0)
 
     # The API and the pipeline.
     max_request_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
@@ -86,13 +102,18 @@ class Settings:
     batch_max_retries: int = setting(3, minimum=0)
     retry_backoff_seconds: float = setting(10.0, minimum=0)
     retry_backoff_max_seconds: float = setting(600.0, minimum=0)
-    batch_lease_seconds: int = setting(300, minimum=2)
-    task_time_limit_seconds: int = setting(3 * 3600, minimum=10)
-    broker_visibility_timeout_seconds: int = setting(4 * 3600, minimum=60)
+    # A task holds a batch under a lease it renews at each chunk; a dead task's batch is free
+    # again this long after its last renewal.
+    batch_lease_seconds: int = setting(20, minimum=2)
+    # A task hands its work on (and re-queues the rest) after this long, so a SIGTERMed worker
+    # is done within seconds and no process is held for long.
+    task_slice_seconds: float = setting(5.0, minimum=0.5)
+    task_time_limit_seconds: int = setting(300, minimum=10)
+    broker_visibility_timeout_seconds: int = setting(3600, minimum=60)
 
-    # Upkeep and access.
-    requeue_stalled_seconds: int = setting(600, minimum=1)
-    reconcile_interval_seconds: int = setting(60, minimum=1)
+    # Upkeep and access. The clock ticks every TICK_SECONDS: reclaims expired leases, polls
+    # runs, starts what is due, and republishes what Redis lost (Postgres is the record).
+    tick_seconds: float = setting(2.0, minimum=0.5)
     results_ttl_days: float = setting(30, minimum=0)
     rate_limit_create: str = "60/minute"
     rate_limit_read: str = "1200/minute"
@@ -152,9 +173,9 @@ class Settings:
                 "BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed TASK_TIME_LIMIT_SECONDS and "
                 "RETRY_BACKOFF_MAX_SECONDS, or Redis redelivers running batches"
             )
-        if self.batch_lease_seconds < 2 * self.apify_poll_seconds:
-            raise ConfigError("BATCH_LEASE_SECONDS must be at least twice APIFY_POLL_SECONDS, or live batches lose "
-                              "their lease between heartbeats")
+        if self.batch_lease_seconds <= self.task_slice_seconds:
+            raise ConfigError("BATCH_LEASE_SECONDS must exceed TASK_SLICE_SECONDS, or live batches lose their lease "
+                              "between chunks")
         if self.prometheus_multiproc_dir and not Path(self.prometheus_multiproc_dir).is_dir():
             raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be an existing directory (create it before starting)")
         if self.database_url and not self.database_url.startswith(("postgresql", "postgres://", "sqlite")):

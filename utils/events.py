@@ -13,7 +13,7 @@ import time
 
 from utils.store.jobs import get_job
 from utils.store.schema import ENDED_JOB_STATUSES
-from utils.schemas import status_body
+from utils.jobs import statuses
 
 
 def job_events(engine, job_id, api_key_id, settings, clock=time.monotonic, sleep=time.sleep):
@@ -26,7 +26,7 @@ def job_events(engine, job_id, api_key_id, settings, clock=time.monotonic, sleep
         if job is None:
             yield _event("deleted", {"job_id": job_id})
             return
-        body = status_body(job)
+        body = statuses(engine, settings, [job])[0]
         if body != last_body:
             yield _event("status", body)
             last_body, last_sent = body, clock()

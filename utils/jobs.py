@@ -10,9 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from celery_config import dispatch_job, notify_job_end, request_abort
-from utils import costs, store
+from celery_config import notify_job_end, request_abort, request_starts
+from utils import costs, store, webhooks
 from utils.gender import DEFAULT_MIN_CONFIDENCE
+from utils.schemas import status_body
 from utils.store.schema import ACTIVE_JOB_STATUSES, JobStatus
 
 USERNAME = re.compile(r"[a-z0-9._]{1,30}")
@@ -73,10 +74,32 @@ def parse_spec(body, settings):
         raise InvalidJob("too_many_accounts", f"At most {settings.max_accounts} accounts per job.")
     if spec.totalScrapeCount > settings.max_total_scrape_count:
         raise InvalidJob("invalid_request", f"totalScrapeCount must be at most {settings.max_total_scrape_count}.")
-    if spec.callbackUrl is not None and not settings.webhook_signing_secret:
-        raise InvalidJob("callbacks_disabled",
-                         "callbackUrl needs WEBHOOK_SIGNING_SECRET to be configured on the server.")
+    if spec.callbackUrl is not None:
+        _check_callback(str(spec.callbackUrl), settings)
     return spec
+
+
+def _check_callback(url, settings):
+    if not settings.webhook_signing_secret:
+        raise InvalidJob("callbacks_disabled", "callbackUrl needs WEBHOOK_SIGNING_SECRET to be configured on the server.")
+    try:
+        webhooks.check_callback_url(url, allow_private=bool(settings.webhook_allow_private_addresses),
+                                    resolve=_resolve_now)
+    except webhooks.UnsafeCallbackUrl as exc:
+        raise InvalidJob("unsafe_callback_url", str(exc), [{"field": "callbackUrl", "message": str(exc)}]) from None
+    except _Unresolved:
+        pass  # DNS cannot say now; the address is checked again, and pinned, when the callback is sent
+
+
+class _Unresolved(Exception):
+    pass
+
+
+def _resolve_now(host, port):
+    try:
+        return webhooks.resolve_host(host, port)
+    except OSError as exc:
+        raise _Unresolved from exc
 
 
 def _normalise_accounts(raw):
@@ -98,7 +121,7 @@ def _normalise_accounts(raw):
 
 
 def submit(engine, celery, settings, spec, api_key_id):
-    """Write the job, commit, and queue its dispatch.
+    """Write the job and its batches, commit, and have runs started.
 
     Returns `{"job_id", "total_batches", "accounts", "per_account_limit"}`; raises
     QueueUnavailable (after removing the job) when the queue is unreachable.
@@ -112,7 +135,7 @@ def submit(engine, celery, settings, spec, api_key_id):
         callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
     )
     try:
-        dispatch_job(celery, job_id)
+        request_starts(celery)
     except Exception as exc:  # kombu raises several types; the job must not stay behind.
         store.jobs.delete_job(engine, job_id)
         raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
@@ -128,12 +151,23 @@ def find(engine, job_id, api_key_id):
     return job
 
 
+def statuses(engine, settings, found):
+    """The status bodies of job rows, with their batches by status and the account's state."""
+    counts = store.batches.batch_counts(engine, [job["job_id"] for job in found])
+    waiting = any(c.get(store.schema.BatchStatus.QUEUED) for c in counts.values())
+    full = waiting and store.capacity.snapshot(engine, settings).free == 0
+    return [status_body(job, counts.get(job["job_id"]), full) for job in found]
+
+
 def cancel(engine, celery, job_id, api_key_id, on_queue_error):
     """Stop the tenant's job (idempotent): batches not started never call Apify; running runs
     are aborted. Returns the job; JobFinished when it had already ended otherwise."""
     job = find(engine, job_id, api_key_id)
-    if job["status"] in ACTIVE_JOB_STATUSES and store.jobs.cancel_job(engine, job["job_id"]):
+    running = store.jobs.cancel_job(engine, job["job_id"]) if job["status"] in ACTIVE_JOB_STATUSES else None
+    if running is not None:
         _follow_up(on_queue_error, f"the callback of job {job['job_id']}", notify_job_end, celery, job["job_id"])
+    if running:
+        _follow_up(on_queue_error, f"the abort of {len(running)} Apify runs", request_abort, celery, running)
     job = find(engine, job_id, api_key_id)
     if job["status"] != JobStatus.CANCELLED:
         raise JobFinished("job_finished", f"The job already ended {job['status']}.")

@@ -1,23 +1,63 @@
-"""Periodic upkeep, from Postgres state alone: re-enqueue batches whose messages were lost,
-and purge jobs older than the retention period.
+"""Periodic upkeep, from Postgres state alone: the clock's tick, and the retention purge.
 
-Both run from Celery beat (`clock:` in the Procfile) and once from the CLI
-(`flask --app app reconcile`, `flask --app app purge`). `publish(job_id, batch_index)`
-sends a batch's message; `abort_runs(run_ids)` asks a worker to abort Apify runs.
+Both run from Celery beat (`clock:` in the Procfile) and once from the CLI (`flask --app app
+tick`, `flask --app app purge`). Every step is bounded and safe to repeat: a batch moves only
+by a conditional UPDATE, and publishing a message twice costs nothing but the message.
 """
+import logging
 from datetime import timedelta
 
-from utils import store
+from utils import runs, store
+from utils.scraper import FatalApifyError, TransientApifyError
+
+log = logging.getLogger("followsift.maintenance")
+SETTLE_PER_TICK = 20
 
 
-def reconcile(engine, settings, publish):
-    """Publish again the batches whose holder died and, when the queue has gone silent,
-    the batches still waiting. Duplicates are harmless: a batch is claimed only once."""
-    lost = store.batches.requeue_expired_batches(engine)
-    lost += store.batches.stalled_queued_batches(engine, settings.requeue_stalled_seconds)
-    for job_id, batch_index in lost:
-        publish(job_id, batch_index)
-    return len(lost)
+def tick(engine, settings, scraper, publish):
+    """One tick of the clock; `publish` has `store(job_id, batch_index)`, `start()`, `callback(job_id)`.
+
+    1. hand back the batches whose holder died (a start to the queue, a store to be stored);
+    2. ask Apify about running runs due a look (the poller; the only way without webhooks);
+    3. publish again the stores, starts and callbacks whose messages Redis lost;
+    4. read the account's limits when due, and settle costs that were read too early.
+    """
+    stores = store.batches.reclaim_expired(engine)
+    stores += store.batches.finished_unstored(engine, waiting_seconds=max(10.0, 5 * settings.tick_seconds))
+    try:
+        stores += runs.poll(engine, settings, scraper)
+        _learn_limits(engine, settings, scraper)
+        _settle_costs(engine, settings, scraper)
+    except (TransientApifyError, FatalApifyError) as exc:
+        log.warning("tick: Apify: %s", exc)
+    for job_id, batch_index in stores:
+        publish.store(job_id, batch_index)
+    if store.batches.start_due(engine):
+        publish.start()
+    for job_id in store.callbacks.lost_callbacks(engine, quiet_seconds=60):
+        publish.callback(job_id)
+    return len(stores)
+
+
+def _learn_limits(engine, settings, scraper):
+    """Refresh the account's cap from its limits, unless the operator set the cap."""
+    if settings.apify_max_concurrent_runs or not store.capacity.limits_due(engine, settings):
+        return
+    room = store.capacity.snapshot(engine, settings)
+    try:
+        limits = scraper.account_limits()
+    except (TransientApifyError, FatalApifyError) as exc:
+        log.info("tick: the account's limits could not be read (%s); the cap comes from Apify's refusals", exc)
+        limits = None
+    store.capacity.learn(engine, settings, limits, room.in_flight)
+
+
+def _settle_costs(engine, settings, scraper):
+    """Read again the usage of runs that ended more than APIFY_COST_SETTLE_SECONDS ago."""
+    ended_before = store.utcnow() - timedelta(seconds=settings.apify_cost_settle_seconds)
+    for job_id, batch_index, run_id in store.batches.costs_to_settle(engine, ended_before, SETTLE_PER_TICK):
+        state = scraper.run_state(run_id)
+        store.batches.settle_cost(engine, job_id, batch_index, state and state.usage_usd)
 
 
 def purge(engine, settings, abort_runs):

@@ -18,7 +18,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from utils.store.schema import BatchStatus, JobStatus
+from utils.store import capacity
+from utils.store.schema import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus, batches, jobs
 
 JOB_STATUSES = tuple(JobStatus)
 
@@ -29,6 +30,10 @@ APIFY_CALL_SECONDS = Histogram(
     "followsift_apify_call_seconds", "Duration of Apify API calls through apify-client, retries included.",
     ["operation"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+STARTS_REFUSED = Counter("followsift_apify_starts_refused_total",
+                         "Run starts Apify refused because the account was full (memory or concurrent runs).")
+RUN_ENDS = Counter("followsift_run_ends_detected_total",
+                   "Ended Apify runs noticed, by who noticed first (webhook or poller).", ["source"])
 APIFY_ERRORS = Counter("followsift_apify_errors_total",
                        "Apify API calls that failed, by operation and type (http_<status> or the exception).",
                        ["operation", "type"])
@@ -38,6 +43,14 @@ def batch_ended(failed, scraped):
     """Count a batch this execution ended (once per batch, like the job's own counters)."""
     BATCHES.labels(BatchStatus.FAILED if failed else BatchStatus.SUCCEEDED).inc()
     PROFILES.labels("scraped").inc(scraped)
+
+
+def start_refused():
+    STARTS_REFUSED.inc()
+
+
+def run_end_detected(source):
+    RUN_ENDS.labels(source).inc()
 
 
 def profiles_kept(count):
@@ -60,10 +73,11 @@ def apify_call(operation):
 
 
 class StateCollector:
-    """Gauges computed at scrape time: jobs by status (Postgres) and queue depth (Redis)."""
+    """Gauges computed at scrape time: jobs by status, runs in flight, the capacity governor's
+    cap and batches waiting per job (Postgres), and queue depth (Redis)."""
 
-    def __init__(self, engine, celery):
-        self.engine, self.celery = engine, celery
+    def __init__(self, engine, celery, settings):
+        self.engine, self.celery, self.settings = engine, celery, settings
 
     def collect(self):
         jobs = GaugeMetricFamily("followsift_jobs", "Jobs by status.", labels=["status"])
@@ -72,6 +86,7 @@ class StateCollector:
         for status in JOB_STATUSES:
             jobs.add_metric([status], counts.get(status, 0))
         yield jobs
+        yield from self._capacity()
         queue = self.celery.conf.task_default_queue
         with self.celery.connection_for_read() as conn:
             depth = conn.default_channel.client.llen(queue)
@@ -81,12 +96,35 @@ class StateCollector:
         yield gauge
 
 
-def render(engine, celery, multiproc_dir):
+    def _capacity(self):
+        room = capacity.snapshot(self.engine, self.settings)
+        yield _gauge("followsift_apify_runs_in_flight", "Apify runs started and not yet ended, all workers.",
+                     room.in_flight)
+        yield _gauge("followsift_apify_capacity_cap", "Runs the capacity governor allows in flight now.", room.cap)
+        waiting = GaugeMetricFamily("followsift_batches_waiting", "Batches of active jobs waiting to start, by job.",
+                                    labels=["job_id"])
+        b, j = batches.c, jobs.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.job_id, sa.func.count()).join(jobs, j.job_id == b.job_id)
+                .where(b.status == BatchStatus.QUEUED, j.status.in_(ACTIVE_JOB_STATUSES)).group_by(b.job_id)).all()
+        for job_id, count in rows:
+            waiting.add_metric([str(job_id)], count)
+        yield waiting
+
+
+def _gauge(name, documentation, value):
+    gauge = GaugeMetricFamily(name, documentation)
+    gauge.add_metric([], value)
+    return gauge
+
+
+def render(engine, celery, settings):
     """The exposition text for `/metrics`."""
     registry = CollectorRegistry()
-    if multiproc_dir:
-        MultiProcessCollector(registry, path=multiproc_dir)
+    if settings.prometheus_multiproc_dir:
+        MultiProcessCollector(registry, path=settings.prometheus_multiproc_dir)
     else:
         registry.register(REGISTRY)
-    registry.register(StateCollector(engine, celery))
+    registry.register(StateCollector(engine, celery, settings))
     return generate_latest(registry)

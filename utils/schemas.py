@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from utils.store.schema import JobStatus as Status
+from utils.store.schema import BatchStatus as Batch, JobStatus as Status
 
 # Inlined as an enum of strings in the OpenAPI document (one source: the store's JobStatus enum).
 JobState = Literal[tuple(Status)]
@@ -54,6 +54,11 @@ class JobStatus(BaseModel):
     total_batches: int
     batches_done: int
     batches_failed: int
+    batches_waiting: int = Field(description="Batches not started yet")
+    batches_running: int = Field(description="Batches whose Apify run is starting or running")
+    batches_storing: int = Field(description="Batches whose run ended, being stored")
+    waiting_for_capacity: bool = Field(
+        description="Batches wait because the Apify account runs as many runs as it admits (not a stall)")
     gender_breakdown: GenderBreakdown
     target_gender: Literal["male", "female", "any"]
     min_confidence: float
@@ -118,9 +123,12 @@ def iso(value):
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def status_body(job):
-    """A job row as the API shows it."""
+def status_body(job, batch_counts=None, account_full=False):
+    """A job row as the API shows it, with its batches by status (`store.batches.batch_counts`)
+    and whether the Apify account is full now."""
     done = job["batches_done"]
+    counts = batch_counts or {}
+    waiting = counts.get(Batch.QUEUED, 0)
     progress = 100.0 if job["status"] == Status.COMPLETED else round(100 * done / job["total_batches"], 1)
     return {
         "job_id": job["job_id"],
@@ -131,6 +139,10 @@ def status_body(job):
         "total_batches": job["total_batches"],
         "batches_done": done,
         "batches_failed": job["batches_failed"],
+        "batches_waiting": waiting,
+        "batches_running": counts.get(Batch.STARTING, 0) + counts.get(Batch.RUNNING, 0),
+        "batches_storing": counts.get(Batch.FINISHED, 0) + counts.get(Batch.STORING, 0),
+        "waiting_for_capacity": bool(waiting and account_full),
         "gender_breakdown": {"male": job["male_count"], "female": job["female_count"],
                              "unknown": job["unknown_count"]},
         "target_gender": job["target_gender"],

@@ -1,10 +1,14 @@
-"""Apify I/O for one batch of accounts, and normalisation of the follower actors' output.
+"""Apify I/O, and normalisation of the follower actors' output.
 
-The scraper starts one actor run per batch, waits for it, and streams the run's dataset.
-Every failure leaves this module as one of two errors: `TransientApifyError` (worth a
-retry: rate limits, 5xx, network trouble, a run that failed) or `FatalApifyError` (retrying
-cannot help and only burns money: a bad token, no credit, no such actor, rejected input).
+Each call is short: start a run (with an ad-hoc webhook when the service has a public URL),
+read a run's state, list the account's recent runs, read its limits, read one page of a
+dataset. Nothing here waits for a run to end: the clock and Apify's webhooks say when it did.
+Every failure leaves this module as one of three errors: `CapacityRefused` (the account is
+full: wait, never fail), `TransientApifyError` (worth a retry: rate limits, 5xx, network
+trouble) or `FatalApifyError` (retrying cannot help and only burns money: a bad token, no
+credit, no such actor, rejected input).
 """
+import json
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,27 +22,32 @@ from apify_client.errors import ApifyApiError
 
 from utils import metrics
 
-FAILED_RUN_STATUSES = {"FAILED", "TIMED-OUT", "ABORTED"}
+TERMINAL_RUN_STATUSES = {"SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"}
+WEBHOOK_EVENTS = ["ACTOR.RUN.SUCCEEDED", "ACTOR.RUN.FAILED", "ACTOR.RUN.TIMED_OUT", "ACTOR.RUN.ABORTED"]
+WEBHOOK_PAYLOAD = '{"eventType": {{eventType}}, "runId": {{resource.id}}, "status": {{resource.status}}}'
+# The account is full: Apify's answer to a start over its memory or concurrent-runs limit
+# (402 in most reports, 400 in some), told apart from billing trouble by its type.
+CAPACITY_TYPES = {"actor-memory-limit-exceeded", "concurrent-runs-limit-exceeded"}
 # 401 bad token, 402 out of credit, 403 forbidden or over the usage limit, 404 no such
 # actor, 400 input the actor rejects: the same call would fail again.
 FATAL_STATUSES = {400, 401, 402, 403, 404}
+_BILLING = re.compile(r"usage limit|usage-limit|not-enough-usage|credit|platform-feature-disabled", re.I)
 
 
 class TransientApifyError(Exception):
-    """Apify failed in a way a later attempt may not. `run_failed`: the run itself is spent,
-    having cost `usage_usd`."""
+    """Apify failed in a way a later attempt may not."""
 
-    def __init__(self, message, run_failed=False, usage_usd=0.0):
-        super().__init__(message)
-        self.run_failed, self.usage_usd = run_failed, usage_usd
+
+class CapacityRefused(Exception):
+    """Apify refused to start a run because the account has no room for it now."""
 
 
 class FatalApifyError(Exception):
-    """Apify refused in a way no retry will fix."""
+    """Apify refused in a way no retry will fix. `public` is what a tenant may be told."""
 
-
-class BatchStopped(Exception):
-    """The batch lost its lease or its job ended while it ran."""
+    def __init__(self, message, public=None):
+        super().__init__(message)
+        self.public = public or message
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,22 @@ class Follower:
     source: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RunState:
+    status: str
+    dataset_id: str
+    usage_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a dataset: its followers, the offset after it, and whether it was the last."""
+
+    followers: list
+    next_offset: int
+    last: bool
+
+
 @contextmanager
 def apify_errors(operation):
     """Map apify-client's, impit's and pydantic's exceptions onto ours; time and count the call."""
@@ -59,14 +84,23 @@ def apify_errors(operation):
         with metrics.apify_call(operation):
             yield
     except ApifyApiError as exc:
-        message = f"Apify API error {exc.status_code} ({exc.type or 'unknown'}): {exc.message}"
-        if exc.status_code in FATAL_STATUSES:
-            raise FatalApifyError(message) from None
-        raise TransientApifyError(message) from None
+        raise _classify(exc) from None
     except impit.HTTPError as exc:
         raise TransientApifyError(f"network error talking to Apify: {type(exc).__name__}: {exc}") from None
     except pydantic.ValidationError as exc:
         raise TransientApifyError(f"Apify returned a malformed object: {exc.error_count()} errors") from None
+
+
+def _classify(exc):
+    message = f"Apify API error {exc.status_code} ({exc.type or 'unknown'}): {exc.message}"
+    if exc.type in CAPACITY_TYPES:
+        return CapacityRefused(message)
+    if exc.status_code in (402, 403) and _BILLING.search(f"{exc.type} {exc.message}"):
+        return FatalApifyError(message, public="The service's Apify account cannot start runs now (its usage "
+                                              "limit or credit is spent); the operator has been alerted.")
+    if exc.status_code in FATAL_STATUSES:
+        return FatalApifyError(message)
+    return TransientApifyError(message)
 
 
 class Scraper:
@@ -77,7 +111,6 @@ class Scraper:
         self.input_template = settings.apify_input_template
         self.run_timeout = timedelta(seconds=settings.apify_run_timeout_seconds)
         self.memory_mbytes = settings.apify_memory_mbytes
-        self.poll = timedelta(seconds=settings.apify_poll_seconds)
         self.client = ApifyClient(
             token=settings.apify_token or None,
             api_url=settings.apify_api_url,
@@ -85,8 +118,11 @@ class Scraper:
             min_delay_between_retries=timedelta(milliseconds=settings.apify_http_retry_delay_ms),
         )
 
-    def start_run(self, accounts, per_account_limit, max_charge_usd=None):
-        """Start the actor on `accounts`, charging at most `max_charge_usd`; returns the run id."""
+    def start_run(self, accounts, per_account_limit, max_charge_usd=None, webhook=None):
+        """Start the actor on `accounts`, charging at most `max_charge_usd`, with an ad-hoc
+        webhook (url, headers) when the run ends; returns the run id."""
+        webhooks = webhook and [{"event_types": WEBHOOK_EVENTS, "request_url": webhook[0],
+                                 "payload_template": WEBHOOK_PAYLOAD, "headers_template": json.dumps(webhook[1])}]
         with apify_errors("start_run"):
             run = self.client.actor(self.actor_id).start(
                 run_input=build_input(self.input_template, accounts, per_account_limit),
@@ -94,40 +130,46 @@ class Scraper:
                 max_total_charge_usd=None if max_charge_usd is None else Decimal(str(round(max_charge_usd, 6))),
                 run_timeout=self.run_timeout,
                 memory_mbytes=self.memory_mbytes,
+                webhooks=webhooks or None,
             )
         return run.id
 
-    def wait_for_run(self, run_id, heartbeat):
-        """Wait for the run to end, calling `heartbeat()` between polls; returns
-        (its dataset id, its usage in USD).
+    def run_state(self, run_id):
+        """The run's `RunState`, or None when Apify does not know it."""
+        with apify_errors("get_run"):
+            run = self.client.run(run_id).get()
+        if run is None:
+            return None
+        return RunState(run.status, run.default_dataset_id, float(run.usage_total_usd or 0))
 
-        `heartbeat` returning False means the batch is no longer ours to run.
-        """
-        while True:
-            with apify_errors("wait_for_run"):
-                run = self.client.run(run_id).wait_for_finish(wait_duration=self.poll)
-            if run is None:
-                raise TransientApifyError(f"Apify run {run_id} not found", run_failed=True)
-            if run.status == "SUCCEEDED":
-                return run.default_dataset_id, float(run.usage_total_usd or 0)
-            if run.status in FAILED_RUN_STATUSES:
-                raise TransientApifyError(f"Apify run {run_id} ended {run.status}", run_failed=True,
-                                          usage_usd=float(run.usage_total_usd or 0))
-            if not heartbeat():
-                raise BatchStopped(f"batch stopped while Apify run {run_id} was {run.status}")
+    def recent_runs(self, limit):
+        """{run id: status} of the account's `limit` most recently started runs (one call)."""
+        with apify_errors("list_runs"):
+            page = self.client.runs().list(desc=True, limit=limit)
+        return {run.id: run.status for run in page.items}
+
+    def account_limits(self):
+        """The account's run limits and what is in use now (by every client of the account):
+        {"max_runs", "max_memory_gb", "active_runs", "memory_used_gb"}."""
+        with apify_errors("account_limits"):
+            limits = self.client.user().limits()
+        return {"max_runs": limits.limits.max_concurrent_actor_jobs,
+                "max_memory_gb": float(limits.limits.max_actor_memory_gbytes),
+                "active_runs": limits.current.active_actor_job_count,
+                "memory_used_gb": float(limits.current.actor_memory_gbytes)}
 
     def abort_run(self, run_id):
         with apify_errors("abort_run"):
             self.client.run(run_id).abort()
 
-    def iter_followers(self, dataset_id, accounts):
-        """Stream the dataset as normalised `Follower`s, dropping rows without an identity."""
-        # Timed over the whole stream, the caller's storing of each chunk included.
-        with apify_errors("stream_dataset"):
-            for item in self.client.dataset(dataset_id).iterate_items(clean=True):
-                follower = normalise(item, accounts)
-                if follower is not None:
-                    yield follower
+    def read_page(self, dataset_id, offset, limit, accounts):
+        """The dataset's items from `offset` (counted in rows scanned, as Apify pages), as
+        normalised `Follower`s, rows without an identity dropped."""
+        with apify_errors("dataset_items"):
+            page = self.client.dataset(dataset_id).list_items(offset=offset, limit=limit, clean=True)
+        scanned = max(page.count, len(page.items))
+        followers = [f for f in (normalise(item, accounts) for item in page.items) if f is not None]
+        return Page(followers, offset + scanned, scanned == 0 or offset + scanned >= page.total)
 
 
 def build_input(template, accounts, limit):

@@ -1,5 +1,16 @@
-"""Batches (table scrape_batches): leasing a batch to one task execution, its Apify run, its
-budget, and ending it into its job's counters exactly once."""
+"""Batches (table scrape_batches): the life of one Apify run, from the queue to the job's counters.
+
+A task holds a batch only while it talks to Apify or Postgres about it: `claim_start` leases
+a queued batch (the governor and fair share decide which), `record_run` hands it to Apify;
+`mark_finished` notes that Apify ended the run; `claim_store` leases it again to stream the
+dataset, chunk by chunk (`store_chunk`), and `end_batch` rolls it into its job exactly once.
+Every change is a conditional UPDATE fenced by the attempt number, so a redelivered message,
+a second worker or a dead worker's late return can never move a batch twice.
+
+This module is longer than most: it is one aggregate's whole state machine, kept together so
+each transition can be read beside the others.
+"""
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -7,227 +18,279 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from utils import metrics
-from utils.store.schema import (ACTIVE_JOB_STATUSES, BatchStatus as B, JobStatus, batches, jobs, utcnow)
+from utils.store import capacity, results
+from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, MOVING, BatchStatus as B, JobStatus, batches, jobs,
+                                utcnow)
 
-def queued_batch_indexes(engine, job_id):
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(batches.c.batch_index)
-            .where(batches.c.job_id == job_id, batches.c.status == B.QUEUED)
-            .order_by(batches.c.batch_index)
-        ).scalars().all()
-
-
+b = batches.c
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A batch leased to one task execution; `attempt` fences out every other execution."""
+    """A batch leased to one task execution in `status`; `attempt` fences out every other one."""
 
     job_id: str
     batch_index: int
     attempt: int
+    status: str
     accounts: list
     apify_run_id: str | None
+    items_read: int
+    failures: int
     target_gender: str
     min_confidence: float
     per_account_limit: int
 
 
-def claim_batch(engine, job_id, batch_index, lease_seconds, resume_attempt=None):
-    """Lease a batch that is queued, whose lease expired, or that this task's retry held.
-
-    Returns a `Claim`, or None when the batch is not for us (finished, held by a live
-    lease elsewhere, or its job is no longer active).
-    """
-    now = utcnow()
-    b = batches.c
-    claimable = sa.or_(
-        b.status == B.QUEUED,
-        sa.and_(b.status == B.RUNNING, b.lease_expires_at < now),
-        sa.and_(b.status == B.RUNNING, b.attempts == (resume_attempt or -1)),
-    )
-    with engine.begin() as conn:
-        row = conn.execute(
-            batches.update()
-            .where(b.job_id == job_id, b.batch_index == batch_index, claimable)
-            .where(sa.exists().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
-            .values(
-                status=B.RUNNING, attempts=b.attempts + 1, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                started_at=sa.func.coalesce(b.started_at, now), error_message=None,
-            )
-            .returning(b.attempts, b.accounts, b.apify_run_id)
-        ).first()
-        if row is None:
-            return None
-        job = conn.execute(
-            jobs.update()
-            .where(jobs.c.job_id == job_id)
-            .values(status=sa.case((jobs.c.status == JobStatus.QUEUED, JobStatus.PROCESSING), else_=jobs.c.status), updated_at=now)
-            .returning(jobs.c.target_gender, jobs.c.min_confidence, jobs.c.per_account_limit)
-        ).first()
-    return Claim(job_id, batch_index, row.attempts, json.loads(row.accounts), row.apify_run_id,
-                 job.target_gender, job.min_confidence, job.per_account_limit)
-
-
-def lease_left(engine, job_id, batch_index):
-    """Seconds until a running batch of an active job may be claimed again; None otherwise."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(batches.c.lease_expires_at)
-            .join(jobs, jobs.c.job_id == batches.c.job_id)
-            .where(batches.c.job_id == job_id, batches.c.batch_index == batch_index,
-                   batches.c.status == B.RUNNING, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
-        ).first()
-    if row is None or row.lease_expires_at is None:
-        return None
-    return max(0.0, (row.lease_expires_at - utcnow()).total_seconds())
-
-
-def _held(claim):
-    b = batches.c
-    return sa.and_(
-        b.job_id == claim.job_id, b.batch_index == claim.batch_index,
-        b.status == B.RUNNING, b.attempts == claim.attempt,
-    )
-
-
-def renew_lease(engine, claim, lease_seconds):
-    """Extend the lease and mark the job as moving; False when the batch was taken over
-    or its job stopped."""
-    now = utcnow()
-    with engine.begin() as conn:
-        renewed = conn.execute(
-            batches.update().where(_held(claim)).values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-        ).rowcount
-        if not renewed:
-            return False
-        return bool(conn.execute(
-            jobs.update()
-            .where(jobs.c.job_id == claim.job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
-            .values(updated_at=now)
-        ).rowcount)
-
-
-def record_run(engine, claim, run_id):
-    """Remember the batch's Apify run, so a redelivered batch resumes it instead of paying again."""
-    with engine.begin() as conn:
-        conn.execute(batches.update().where(_held(claim)).values(apify_run_id=run_id))
-
-
-def requeue_expired_batches(engine):
-    """Hand back to the queue every running batch of an active job whose lease ran out.
-
-    Its holder died or hung without renewing; the attempt number fences it out if it
-    comes back. Returns the (job_id, batch_index) pairs to publish again.
-    """
-    now = utcnow()
-    b = batches.c
-    with engine.begin() as conn:
-        return conn.execute(
-            batches.update()
-            .where(b.status == B.RUNNING, b.lease_expires_at < now)
-            .where(sa.exists().where(jobs.c.job_id == b.job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
-            .values(status=B.QUEUED, lease_expires_at=None)
-            .returning(b.job_id, b.batch_index)
-        ).all()
-
-
-def stalled_queued_batches(engine, stalled_seconds):
-    """Queued batches of active jobs, if no active job has moved for `stalled_seconds`.
-
-    Workers touch their job's `updated_at` whenever they claim, store or end a batch, so
-    a long silence while batches wait means their messages are gone (Redis lost them).
-    The jobs are touched here, so the same batches are published again only after
-    another silence as long.
-    """
-    now = utcnow()
-    with engine.begin() as conn:
-        last_move = conn.execute(
-            sa.select(sa.func.max(jobs.c.updated_at)).where(jobs.c.status.in_(ACTIVE_JOB_STATUSES))
-        ).scalar()
-        if last_move is None or last_move > now - timedelta(seconds=stalled_seconds):
-            return []
-        rows = conn.execute(
-            sa.select(batches.c.job_id, batches.c.batch_index)
-            .join(jobs, jobs.c.job_id == batches.c.job_id)
-            .where(batches.c.status == B.QUEUED, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
-            .order_by(batches.c.job_id, batches.c.batch_index)
-        ).all()
-        conn.execute(jobs.update().where(jobs.c.status.in_(ACTIVE_JOB_STATUSES)).values(updated_at=now))
-    return rows
-
-
-def batch_run_id(engine, job_id, batch_index):
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(batches.c.apify_run_id)
-            .where(batches.c.job_id == job_id, batches.c.batch_index == batch_index)
-        ).scalar()
-
-
-def cancel_batch(engine, claim):
-    """Close a batch whose job ended while it ran."""
-    with engine.begin() as conn:
-        conn.execute(batches.update().where(_held(claim)).values(
-            status=B.CANCELLED, finished_at=utcnow(), lease_expires_at=None,
-        ))
-
-
-def release_batch(engine, claim, error_message, forget_run, run_cost_usd=0.0):
-    """Hand the batch back to the queue before a retry.
-
-    A run that is forgotten (it failed) was still paid for: its `run_cost_usd` stays on
-    the batch and is rolled into the job when the batch ends.
-    """
-    values = {"status": B.QUEUED, "lease_expires_at": None, "error_message": error_message}
-    if forget_run:
-        values.update(apify_run_id=None, cost_usd=batches.c.cost_usd + run_cost_usd)
-    with engine.begin() as conn:
-        conn.execute(batches.update().where(_held(claim)).values(**values))
-
-
-def run_budget(engine, job_id, min_run_usd):
-    """How much the next Apify run of a job may charge: None for a job without a budget.
-
-    A run gets its share of the budget (maxCostUsd / total batches), never more than what
-    is left: the budget minus the usage recorded on the job's batches (ended ones, and runs
-    that failed and were retried) minus a share for each run still going, which may yet
-    charge that much. Returns 0 when what is left is below `min_run_usd` (the start fee
-    of a run), i.e. the budget is spent.
-    """
-    b = batches.c
-    with engine.connect() as conn:
-        job = conn.execute(
-            sa.select(jobs.c.max_cost_usd, jobs.c.total_batches).where(jobs.c.job_id == job_id)
-        ).first()
-        if job is None or job.max_cost_usd is None:
-            return None
-        spent, running = conn.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(b.cost_usd), 0),
-                      sa.func.count().filter(b.status == B.RUNNING, b.apify_run_id.is_not(None)))
-            .where(b.job_id == job_id)
-        ).one()
-    share = float(job.max_cost_usd) / job.total_batches
-    left = float(job.max_cost_usd) - float(spent) - running * share
-    if left < min_run_usd or left <= 0:
-        return 0.0
-    return min(share, left)
-
-
 @dataclass
-class BatchTally:
-    """What a batch scraped, counted once when the batch ends."""
+class Tally:
+    """What a chunk scraped: added to the batch as it is stored, to the job when the batch ends."""
 
     scraped: int = 0
     male: int = 0
     female: int = 0
     unknown: int = 0
-    cost_usd: float = 0.0  # the Apify usage of the batch's last run
 
 
-def end_batch(engine, claim, tally, error_message=None):
-    """Close the batch and roll its counts into the job, exactly once.
+class LeaseLost(Exception):
+    """The batch is no longer this execution's: another holds it, or its job stopped."""
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _active_job(job_id=None):
+    return sa.exists().where(jobs.c.job_id == (b.job_id if job_id is None else job_id),
+                             jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+
+
+def _held(claim):
+    return sa.and_(b.job_id == claim.job_id, b.batch_index == claim.batch_index,
+                   b.status == claim.status, b.attempts == claim.attempt)
+
+
+def _lease(now, seconds):
+    return now + timedelta(seconds=seconds)
+
+
+def _due(now):
+    return sa.and_(b.status == B.QUEUED, sa.or_(b.not_before.is_(None), b.not_before <= now))
+
+
+def _claim(conn, where, status, lease_seconds):
+    """Lease the batch matching `where` as `status`; the `Claim`, or None."""
+    now = utcnow()
+    row = conn.execute(
+        batches.update().where(where).where(_active_job()).values(
+            status=status, attempts=b.attempts + 1, lease_expires_at=_lease(now, lease_seconds),
+            started_at=sa.func.coalesce(b.started_at, now),
+        ).returning(b.job_id, b.batch_index, b.attempts, b.accounts, b.apify_run_id, b.items_read, b.failures)
+    ).first()
+    if row is None:
+        return None
+    job = conn.execute(
+        jobs.update().where(jobs.c.job_id == row.job_id)
+        .values(status=sa.case((jobs.c.status == JobStatus.QUEUED, JobStatus.PROCESSING), else_=jobs.c.status),
+                updated_at=now)
+        .returning(jobs.c.target_gender, jobs.c.min_confidence, jobs.c.per_account_limit)
+    ).first()
+    return Claim(row.job_id, row.batch_index, row.attempts, status, json.loads(row.accounts), row.apify_run_id,
+                 row.items_read, row.failures, job.target_gender, job.min_confidence, job.per_account_limit)
+
+
+# -- starting a run ----------------------------------------------------------------------------
+
+def claim_start(engine, settings):
+    """Lease the next batch to start, if the account has room: (Claim or None, Capacity).
+
+    When runs are scarce the next start goes to the active job with the fewest runs in flight,
+    then to the API key with the fewest, then to the oldest job.
+    """
+    now = utcnow()
+    with engine.begin() as conn:
+        room = capacity.lock(conn, settings)
+        if room.free == 0:
+            return None, room
+        for job_id in _fair_order(conn, now):
+            first = sa.select(sa.func.min(b.batch_index)).where(b.job_id == job_id, _due(now)).scalar_subquery()
+            claim = _claim(conn, sa.and_(b.job_id == job_id, b.batch_index == first, _due(now)),
+                           B.STARTING, settings.batch_lease_seconds)
+            if claim is not None:
+                return claim, room
+    return None, room
+
+
+def _fair_order(conn, now):
+    """Active jobs with a batch due to start, fewest runs in flight (by job, then key) first."""
+    waiting = conn.execute(
+        sa.select(jobs.c.job_id, jobs.c.api_key_id, jobs.c.created_at)
+        .where(jobs.c.status.in_(ACTIVE_JOB_STATUSES), sa.exists().where(b.job_id == jobs.c.job_id, _due(now)))
+    ).all()
+    if not waiting:
+        return []
+    flying = conn.execute(
+        sa.select(b.job_id, jobs.c.api_key_id, sa.func.count())
+        .join(jobs, jobs.c.job_id == b.job_id).where(b.status.in_(IN_FLIGHT))
+        .group_by(b.job_id, jobs.c.api_key_id)
+    ).all()
+    by_job = {job_id: count for job_id, _, count in flying}
+    by_key = {}
+    for _, key, count in flying:
+        by_key[key] = by_key.get(key, 0) + count
+    waiting.sort(key=lambda job: (by_job.get(job.job_id, 0), by_key.get(job.api_key_id, 0), job.created_at))
+    return [job.job_id for job in waiting]
+
+
+def record_run(engine, claim, run_id, webhook_token=None):
+    """Hand the started run to Apify's care (starting -> running); False when the batch is no
+    longer ours or its job stopped meanwhile (the caller aborts the run)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        return bool(conn.execute(
+            batches.update().where(_held(claim), _active_job(claim.job_id)).values(
+                status=B.RUNNING, apify_run_id=run_id, run_status=None, run_started_at=now, run_checked_at=now,
+                lease_expires_at=None, webhook_token_hash=webhook_token and hash_token(webhook_token),
+            )
+        ).rowcount)
+
+
+def requeue(engine, claim, *, delay_seconds, error=None, failure=False, run_cost_usd=0.0):
+    """Put the batch back in the queue for `delay_seconds` (a refused start, a fault, a failed
+    run). A failed run is forgotten but stays paid for: its cost stays on the batch."""
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(
+            status=B.QUEUED, lease_expires_at=None, not_before=_lease(utcnow(), delay_seconds),
+            failures=b.failures + int(failure), error_message=error, apify_run_id=None, run_status=None,
+            webhook_token_hash=None, cost_usd=b.cost_usd + run_cost_usd,
+        ))
+
+
+def run_budget(engine, claim, min_run_usd):
+    """How much the claimed batch's run may charge: None for a job without a budget.
+
+    A run gets its share of the budget (maxCostUsd / total batches), never more than what
+    is left: the budget minus the usage recorded on the job's batches (ended ones, and runs
+    that failed and were retried) minus a share for each other run still on its way, which
+    may yet charge that much. Returns 0 when what is left is below `min_run_usd` (the start
+    fee of a run), i.e. the budget is spent.
+    """
+    with engine.connect() as conn:
+        job = conn.execute(
+            sa.select(jobs.c.max_cost_usd, jobs.c.total_batches).where(jobs.c.job_id == claim.job_id)
+        ).first()
+        if job is None or job.max_cost_usd is None:
+            return None
+        spent, moving = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(b.cost_usd), 0),
+                      sa.func.count().filter(b.status.in_(MOVING), b.batch_index != claim.batch_index))
+            .where(b.job_id == claim.job_id)
+        ).one()
+    share = float(job.max_cost_usd) / job.total_batches
+    left = float(job.max_cost_usd) - float(spent) - moving * share
+    if left < min_run_usd or left <= 0:
+        return 0.0
+    return min(share, left)
+
+
+# -- the run ended at Apify ----------------------------------------------------------------------
+
+def run_of(engine, job_id, batch_index):
+    """(status, apify_run_id, webhook_token_hash) of a batch, or None."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(b.status, b.apify_run_id, b.webhook_token_hash)
+            .where(b.job_id == job_id, b.batch_index == batch_index)
+        ).first()
+
+
+def mark_finished(engine, job_id, batch_index, run_id, run_status):
+    """Apify ended the batch's run (running -> finished); False when it was not running that run."""
+    with engine.begin() as conn:
+        return bool(conn.execute(
+            batches.update().where(b.job_id == job_id, b.batch_index == batch_index, b.status == B.RUNNING,
+                                   b.apify_run_id == run_id)
+            .values(status=B.FINISHED, run_status=run_status, run_checked_at=utcnow())
+        ).rowcount)
+
+
+def runs_to_poll(engine, checked_before, limit):
+    """Running batches not asked about since `checked_before`, least recently asked first:
+    [(job_id, batch_index, run_id)]."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(b.job_id, b.batch_index, b.apify_run_id)
+            .where(b.status == B.RUNNING, b.run_checked_at < checked_before)
+            .order_by(b.run_checked_at).limit(limit)
+        ).all()
+
+
+def mark_checked(engine, runs):
+    """The poller asked Apify about these (job_id, batch_index) and they still run."""
+    if not runs:
+        return
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(b.job_id == sa.bindparam("j"), b.batch_index == sa.bindparam("i"),
+                                            b.status == B.RUNNING).values(run_checked_at=utcnow()),
+                     [{"j": job_id, "i": index} for job_id, index in runs])
+
+
+# -- storing the dataset -------------------------------------------------------------------------
+
+def claim_store(engine, job_id, batch_index, lease_seconds):
+    """Lease a finished batch (or one whose storer's lease ran out) to store its run's dataset."""
+    now = utcnow()
+    claimable = sa.or_(b.status == B.FINISHED, sa.and_(b.status == B.STORING, b.lease_expires_at < now))
+    with engine.begin() as conn:
+        claim = _claim(conn, sa.and_(b.job_id == job_id, b.batch_index == batch_index, claimable),
+                       B.STORING, lease_seconds)
+        run_status = claim and conn.execute(
+            sa.select(b.run_status).where(b.job_id == job_id, b.batch_index == batch_index)).scalar()
+    return claim, run_status
+
+
+def store_chunk(engine, claim, rows, tally, items_read, lease_seconds):
+    """Store one chunk of kept `rows` with the chunk's `tally` and the dataset offset reached,
+    renewing the lease, in one transaction; returns the number of new profiles. LeaseLost
+    (nothing written) when the batch is not ours any more."""
+    with engine.begin() as conn:
+        held = conn.execute(batches.update().where(_held(claim), _active_job(claim.job_id)).values(
+            lease_expires_at=_lease(utcnow(), lease_seconds), items_read=items_read,
+            profiles_scraped=b.profiles_scraped + tally.scraped, male_count=b.male_count + tally.male,
+            female_count=b.female_count + tally.female, unknown_count=b.unknown_count + tally.unknown,
+        )).rowcount
+        if not held:
+            raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
+        new = results.write_rows(conn, claim.job_id, rows)
+    metrics.profiles_kept(new)
+    return new
+
+
+def release_store(engine, claim, error=None, failure=False):
+    """Hand a half-stored batch back (storing -> finished) to be resumed from its offset; its
+    run stays, already paid for. `failure` counts a fault towards the batch's retries."""
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(
+            status=B.FINISHED, lease_expires_at=None, run_checked_at=utcnow(), failures=b.failures + int(failure),
+            error_message=error))
+
+
+def unfinish(engine, claim):
+    """The run had not ended after all (an early or forged notice): back to running."""
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(
+            status=B.RUNNING, lease_expires_at=None, run_status=None, run_checked_at=utcnow()))
+
+
+def cancel_held(engine, claim):
+    """Close a batch whose job ended while this execution held it."""
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(_held(claim)).values(
+            status=B.CANCELLED, finished_at=utcnow(), lease_expires_at=None))
+
+
+def end_batch(engine, claim, error_message=None, run_cost_usd=0.0):
+    """Close the batch and roll its tally into the job, exactly once.
 
     The batch's conditional UPDATE and the job's counter UPDATE share one transaction:
     only the execution that still holds the batch moves the counters, and the execution
@@ -240,30 +303,116 @@ def end_batch(engine, claim, tally, error_message=None):
         ended = conn.execute(
             batches.update().where(_held(claim)).values(
                 status=B.FAILED if failed else B.SUCCEEDED, finished_at=now, lease_expires_at=None,
-                profiles_scraped=tally.scraped, error_message=error_message,
-                cost_usd=batches.c.cost_usd + tally.cost_usd,
-            ).returning(batches.c.cost_usd)
-        ).scalar()
+                error_message=error_message, cost_usd=b.cost_usd + run_cost_usd, run_cost_usd=run_cost_usd,
+            ).returning(b.cost_usd, b.profiles_scraped, b.male_count, b.female_count, b.unknown_count)
+        ).first()
         if ended is None:
             return None
-        metrics.batch_ended(failed, tally.scraped)
+        metrics.batch_ended(failed, ended.profiles_scraped)
         j = jobs.c
         job = conn.execute(
             jobs.update().where(j.job_id == claim.job_id).values(
-                cost_usd=j.cost_usd + ended,
+                cost_usd=j.cost_usd + ended.cost_usd,
                 batches_done=j.batches_done + 1, batches_failed=j.batches_failed + int(failed),
-                profiles_scraped=j.profiles_scraped + tally.scraped, male_count=j.male_count + tally.male,
-                female_count=j.female_count + tally.female, unknown_count=j.unknown_count + tally.unknown,
-                updated_at=now,
+                profiles_scraped=j.profiles_scraped + ended.profiles_scraped,
+                male_count=j.male_count + ended.male_count, female_count=j.female_count + ended.female_count,
+                unknown_count=j.unknown_count + ended.unknown_count, updated_at=now,
             ).returning(j.status, j.batches_done, j.batches_failed, j.total_batches)
         ).first()
         if job.batches_done < job.total_batches or job.status not in ACTIVE_JOB_STATUSES:
             return job.status
         status = JobStatus.FAILED if job.batches_failed == job.total_batches else JobStatus.COMPLETED
         conn.execute(jobs.update().where(j.job_id == claim.job_id).values(
-            status=status, completed_at=now,
-            error_message=error_message if status == JobStatus.FAILED else None,
+            status=status, completed_at=now, error_message=error_message if status == JobStatus.FAILED else None,
         ))
         return status
 
 
+def lease_left(engine, job_id, batch_index):
+    """Seconds until a held batch of an active job may be claimed again; None otherwise."""
+    with engine.connect() as conn:
+        expires = conn.execute(
+            sa.select(b.lease_expires_at).where(b.job_id == job_id, b.batch_index == batch_index,
+                                                b.status.in_((B.STARTING, B.STORING)), _active_job(job_id))
+        ).scalar()
+    return None if expires is None else max(0.0, (expires - utcnow()).total_seconds())
+
+
+# -- what the clock looks after ------------------------------------------------------------------
+
+def reclaim_expired(engine):
+    """Batches whose holder died or hung: a start goes back to the queue, a store back to
+    finished. Returns the (job_id, batch_index) of the stores, to be published again."""
+    now = utcnow()
+    expired = sa.and_(b.lease_expires_at < now, _active_job())
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(b.status == B.STARTING, expired)
+                     .values(status=B.QUEUED, lease_expires_at=None))
+        return conn.execute(batches.update().where(b.status == B.STORING, expired)
+                            .values(status=B.FINISHED, lease_expires_at=None, run_checked_at=now)
+                            .returning(b.job_id, b.batch_index)).all()
+
+
+def finished_unstored(engine, waiting_seconds):
+    """Finished batches of active jobs nobody has come to store for `waiting_seconds` (their
+    message was lost); touched, so the same ones come back only after as long again."""
+    now = utcnow()
+    with engine.begin() as conn:
+        return conn.execute(
+            batches.update().where(b.status == B.FINISHED, b.run_checked_at < now - timedelta(seconds=waiting_seconds),
+                                   _active_job())
+            .values(run_checked_at=now).returning(b.job_id, b.batch_index)
+        ).all()
+
+
+def start_due(engine):
+    """Whether any batch of an active job is due to start."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.exists().where(_due(utcnow()), _active_job()))).scalar()
+
+
+def costs_to_settle(engine, ended_before, limit):
+    """Ended batches whose run's usage was read when it may have been preliminary:
+    [(job_id, batch_index, run_id)]."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(b.job_id, b.batch_index, b.apify_run_id)
+            .where(b.status.in_((B.SUCCEEDED, B.FAILED)), b.cost_settled.is_(False), b.apify_run_id.is_not(None),
+                   b.finished_at < ended_before).limit(limit)
+        ).all()
+
+
+def settle_cost(engine, job_id, batch_index, final_usd):
+    """Replace the run's preliminary usage by Apify's final figure (None: keep the one recorded,
+    Apify no longer knows the run), on the batch and its job."""
+    where = sa.and_(b.job_id == job_id, b.batch_index == batch_index, b.cost_settled.is_(False))
+    with engine.begin() as conn:
+        recorded = conn.execute(sa.select(b.run_cost_usd).where(where)).scalar()
+        final_usd = recorded if final_usd is None else final_usd
+        if recorded is None or not conn.execute(batches.update().where(where).values(
+                cost_settled=True, cost_usd=b.cost_usd - recorded + final_usd, run_cost_usd=final_usd)).rowcount:
+            return
+        conn.execute(jobs.update().where(jobs.c.job_id == job_id)
+                     .values(cost_usd=jobs.c.cost_usd - recorded + final_usd))
+
+
+def batch_counts(engine, job_ids):
+    """{job_id: {status: count}} of the jobs' batches that are queued or on their way."""
+    if not job_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(b.job_id, b.status, sa.func.count())
+            .where(b.job_id.in_(job_ids), b.status.in_((B.QUEUED, *MOVING))).group_by(b.job_id, b.status)
+        ).all()
+    counts = {}
+    for job_id, status, count in rows:
+        counts.setdefault(job_id, {})[status] = count
+    return counts
+
+
+def moving_runs(engine, job_id):
+    """Apify runs of the job that are still going (to abort when it is stopped)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(b.apify_run_id).where(
+            b.job_id == job_id, b.status.in_(IN_FLIGHT), b.apify_run_id.is_not(None))).scalars().all()

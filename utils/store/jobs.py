@@ -10,7 +10,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from utils.store import cursors
-from utils.store.schema import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus, batches, jobs, results, utcnow
+from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, BatchStatus, JobStatus, batches, jobs, results,
+                                utcnow)
 
 
 class _AllKeys:
@@ -19,6 +20,8 @@ class _AllKeys:
 
 
 ALL_KEYS = _AllKeys()
+# What stopping a job cancels at once: batches that no task holds.
+_UNHELD = (BatchStatus.QUEUED, BatchStatus.RUNNING, BatchStatus.FINISHED)
 
 
 def _scoped(query, api_key_id):
@@ -94,14 +97,17 @@ def decode_job_cursor(cursor):
 def delete_job(engine, job_id):
     """Delete the job, its batches and its results; returns the Apify runs still going."""
     with engine.begin() as conn:
-        running = conn.execute(
-            sa.select(batches.c.apify_run_id)
-            .where(batches.c.job_id == job_id, batches.c.status == BatchStatus.RUNNING,
-                   batches.c.apify_run_id.is_not(None))
-        ).scalars().all()
+        running = _runs_going(conn, job_id)
         for table in (results, batches, jobs):
             conn.execute(table.delete().where(table.c.job_id == job_id))
     return running
+
+
+def _runs_going(conn, job_id):
+    return conn.execute(
+        sa.select(batches.c.apify_run_id)
+        .where(batches.c.job_id == job_id, batches.c.status.in_(IN_FLIGHT), batches.c.apify_run_id.is_not(None))
+    ).scalars().all()
 
 
 def expired_job_ids(engine, older_than):
@@ -110,7 +116,7 @@ def expired_job_ids(engine, older_than):
 
 
 def fail_job(engine, job_id, message):
-    """End an active job as failed and cancel its batches that have not started."""
+    """End an active job as failed (see `stop_job`)."""
     return stop_job(engine, job_id, JobStatus.FAILED, message)
 
 
@@ -119,17 +125,18 @@ def cancel_job(engine, job_id):
 
 
 def stop_job(engine, job_id, status, message):
-    """End an active job with `status`; its queued batches are cancelled and never start.
-
-    Running batches notice at their next heartbeat and abort their Apify runs.
-    Returns False when the job was not active.
+    """End an active job with `status`: batches not held by a task are cancelled (queued ones
+    never start). Returns the Apify runs still going, to abort, or None when the job was not
+    active. A task holding a batch notices at its next step and lets go of it.
     """
     now = utcnow()
     with engine.begin() as conn:
         # Batch rows before the job row: the lock order claims and end_batch use.
+        running = _runs_going(conn, job_id)
         conn.execute(
             batches.update()
-            .where(batches.c.job_id == job_id, batches.c.status == BatchStatus.QUEUED)
+            .where(batches.c.job_id == job_id, batches.c.status.in_(_UNHELD),
+                   sa.exists().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
             .values(status=BatchStatus.CANCELLED, finished_at=now)
         )
         stopped = conn.execute(
@@ -137,7 +144,7 @@ def stop_job(engine, job_id, status, message):
             .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
             .values(status=status, error_message=message, updated_at=now, completed_at=now)
         ).rowcount
-    return bool(stopped)
+    return running if stopped else None
 
 
 def mark_budget_exhausted(engine, job_id):

@@ -24,6 +24,14 @@ RESULT_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confi
                   "is_private", "is_verified", "profile_pic_url", "source_accounts")
 
 def write_profiles(engine, job_id, rows):
+    """`write_rows` in a transaction of its own."""
+    with engine.begin() as conn:
+        new = write_rows(conn, job_id, rows)
+    metrics.profiles_kept(new)
+    return new
+
+
+def write_rows(conn, job_id, rows):
     """Upsert `rows` (dicts with a `sources` list) for the job; returns how many were new."""
     if not rows:
         return 0
@@ -31,21 +39,19 @@ def write_profiles(engine, job_id, rows):
     # both touch in the same order, and cannot deadlock.
     rows = sorted(rows, key=lambda row: row["profile_id"])
     now = utcnow()
-    with engine.begin() as conn:
-        insert_new = _copy_new if conn.dialect.name == "postgresql" else _insert_new
-        new_ids = insert_new(conn, job_id, rows, now)
-        seen_before = [
-            {"pid": row["profile_id"], "src": source, "pattern": _contains_pattern(source)}
-            for row in rows if row["profile_id"] not in new_ids for source in row["sources"]
-        ]
-        if seen_before:
-            conn.execute(_ADD_SOURCE.where(results.c.job_id == job_id), seen_before)
-        if new_ids:
-            conn.execute(
-                jobs.update().where(jobs.c.job_id == job_id)
-                .values(profiles_kept=jobs.c.profiles_kept + len(new_ids), updated_at=now)
-            )
-    metrics.profiles_kept(len(new_ids))
+    insert_new = _copy_new if conn.dialect.name == "postgresql" else _insert_new
+    new_ids = insert_new(conn, job_id, rows, now)
+    seen_before = [
+        {"pid": row["profile_id"], "src": source, "pattern": _contains_pattern(source)}
+        for row in rows if row["profile_id"] not in new_ids for source in row["sources"]
+    ]
+    if seen_before:
+        conn.execute(_ADD_SOURCE.where(results.c.job_id == job_id), seen_before)
+    if new_ids:
+        conn.execute(
+            jobs.update().where(jobs.c.job_id == job_id)
+            .values(profiles_kept=jobs.c.profiles_kept + len(new_ids), updated_at=now)
+        )
     return len(new_ids)
 
 

@@ -20,8 +20,18 @@ class JobStatus(enum.StrEnum):
 
 
 class BatchStatus(enum.StrEnum):
+    """queued -> starting -> running -> finished -> storing -> succeeded | failed (or cancelled).
+
+    A task holds a batch (under a lease) only while `starting` (it asks Apify for a run) or
+    `storing` (it streams the run's dataset into Postgres); while `running` the batch waits at
+    Apify and no task holds it; `finished` means Apify said the run ended and it waits to be stored.
+    """
+
     QUEUED = "queued"
+    STARTING = "starting"
     RUNNING = "running"
+    FINISHED = "finished"
+    STORING = "storing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -29,6 +39,10 @@ class BatchStatus(enum.StrEnum):
 
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
 ENDED_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+# Batches holding one of the Apify account's runs: what the capacity governor counts.
+IN_FLIGHT = (BatchStatus.STARTING, BatchStatus.RUNNING)
+# Batches on their way: neither waiting to start nor ended.
+MOVING = (BatchStatus.STARTING, BatchStatus.RUNNING, BatchStatus.FINISHED, BatchStatus.STORING)
 
 
 def utcnow():
@@ -96,6 +110,8 @@ jobs = sa.Table(
     sa.Column("callback_url", sa.Text),
     sa.Column("callback_delivered_at", UTCDateTime),
     sa.Column("callback_error", sa.Text),
+    sa.Column("callback_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("callback_checked_at", UTCDateTime),
 )
 
 batches = sa.Table(
@@ -112,6 +128,28 @@ batches = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
+    sa.Column("not_before", UTCDateTime),  # a queued batch waits until then (backoff)
+    sa.Column("failures", sa.Integer, nullable=False, default=0),  # transient faults so far
+    sa.Column("run_status", sa.Text),  # Apify's status of the run once it ended
+    sa.Column("run_started_at", UTCDateTime),
+    sa.Column("run_checked_at", UTCDateTime),  # when the poller last asked Apify
+    sa.Column("run_cost_usd", USD, nullable=False, default=0),  # the last run's usage as recorded
+    sa.Column("cost_settled", sa.Boolean, nullable=False, default=False),
+    sa.Column("webhook_token_hash", sa.Text),
+    sa.Column("items_read", sa.Integer, nullable=False, default=0),  # dataset offset stored so far
+    sa.Column("male_count", sa.Integer, nullable=False, default=0),
+    sa.Column("female_count", sa.Integer, nullable=False, default=0),
+    sa.Column("unknown_count", sa.Integer, nullable=False, default=0),
+)
+
+apify_capacity = sa.Table(
+    "apify_capacity", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_cap", sa.Integer),  # learned from the account's limits
+    sa.Column("lowered_cap", sa.Integer),  # after Apify refused a start, until lowered_until
+    sa.Column("lowered_until", UTCDateTime),
+    sa.Column("limits_checked_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime),
 )
 
 results = sa.Table(
