@@ -66,11 +66,11 @@ def engine_for(env):
     return store.make_engine(Settings(database_url=env["DATABASE_URL"]))
 
 
-def api_key(env):
-    """A live API key in the stack's database."""
+def api_key(env, name="bench"):
+    """A live API key called `name` in the stack's database."""
     from utils import store
 
-    return store.keys.create_api_key(engine_for(env), "bench")
+    return store.keys.create_api_key(engine_for(env), name)
 
 
 def p95(samples):
@@ -174,8 +174,13 @@ class Client:
 
     def request(self, method, path, body=None, expect=200):
         data = body if body is None or isinstance(body, (bytes, str)) else json.dumps(body)
-        self.connection.request(method, path, data, self.headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, data, self.headers)
+            response = self.connection.getresponse()
+        except http.client.RemoteDisconnected:  # gunicorn closed the idle keep-alive connection
+            self.connection.close()
+            self.connection.request(method, path, data, self.headers)
+            response = self.connection.getresponse()
         payload = response.read()
         if response.status != expect:
             raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
@@ -234,6 +239,21 @@ def peak_rss_mb(root_pid):
         except (OSError, ValueError):
             continue
     return peaks
+
+
+
+def group_pss_mb(root_pid):
+    """Proportional set size of the process group led by `root_pid`, in MB: memory shared
+    between a worker's processes counted once, as a dyno's memory limit counts it."""
+    total = 0
+    for rollup in Path("/proc").glob("[0-9]*/smaps_rollup"):
+        try:
+            if os.getpgid(int(rollup.parent.name)) != root_pid:
+                continue
+            total += next(int(line.split()[1]) for line in rollup.read_text().splitlines() if line.startswith("Pss:"))
+        except (OSError, ValueError, StopIteration):
+            continue
+    return total / 1024
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ class Settings:
     # when a run ends. Unset (local runs), the clock's poller alone finds ended runs.
     public_base_url: str = ""
     # How often the poller asks about each running run: without webhooks, and with them (a safety net).
-    apify_poll_seconds: float = setting(2.0, minimum=0.5)
+    apify_poll_seconds: float = setting(1.0, minimum=0.5)
     apify_webhook_poll_seconds: float = setting(10.0, minimum=1)
     # Per-run reads when this few runs are due a poll; more, and one list of the account's runs.
     apify_poll_reads: int = setting(10, minimum=1, maximum=100)
@@ -113,7 +113,7 @@ class Settings:
 
     # Upkeep and access. The clock ticks every TICK_SECONDS: reclaims expired leases, polls
     # runs, starts what is due, and republishes what Redis lost (Postgres is the record).
-    tick_seconds: float = setting(2.0, minimum=0.5)
+    tick_seconds: float = setting(1.0, minimum=0.5)
     results_ttl_days: float = setting(30, minimum=0)
     rate_limit_create: str = "60/minute"
     rate_limit_read: str = "1200/minute"

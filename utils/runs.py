@@ -73,7 +73,9 @@ def poll(engine, settings, scraper):
     one list of the account's recent runs when many are due, per-run reads for a few (and for
     any the list missed). Returns the (job_id, batch_index) of the batches whose runs ended."""
     interval = settings.apify_webhook_poll_seconds if settings.public_base_url else settings.apify_poll_seconds
-    due = store.batches.runs_to_poll(engine, utcnow() - timedelta(seconds=interval), limit=1000)
+    # Due a little early rather than a whole tick late.
+    due = store.batches.runs_to_poll(engine, utcnow() - timedelta(seconds=interval - settings.tick_seconds / 4),
+                                     limit=1000)
     if not due:
         return []
     reads = settings.apify_poll_reads
