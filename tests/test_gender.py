@@ -182,3 +182,26 @@ def test_japanese_context_from_common_surnames_and_not_from_morae_alone():
     # a surname that merely reads as Japanese morae does not override a confident name:
     # Juan is also a Japanese woman's name (樹杏), Moreno reads mo-re-no
     assert assigned(detect_gender("Juan Moreno")) == "male"
+
+
+# -- hearts: among the most common emoji of display names; only one between two given names is a couple
+HEARTS = ["❤", "❤️", "♥", "♥️", "💕", "💖", "🖤"]
+
+
+@pytest.mark.parametrize("heart", HEARTS)
+@pytest.mark.parametrize("name,expected", [("John Okafor", "male"), ("Maria Lopez", "female")])
+@pytest.mark.parametrize("where", ["start", "end", "middle", "glued"])
+def test_a_heart_does_not_make_a_couple(heart, name, expected, where):
+    first, last = name.split()
+    decorated = {"start": f"{heart} {name}", "end": f"{name} {heart}",
+                 "middle": f"{first} {heart} {last}", "glued": f"{heart}{name}{heart}"}[where]
+    out = g(decorated)
+    assert out.source != "group" and assigned(out) == expected, (decorated, out)
+    assert out == g(name)
+
+
+@pytest.mark.parametrize("heart", HEARTS)
+def test_a_heart_between_two_given_names_is_a_couple(heart):
+    for couple in (f"Ana {heart} Luis", f"Ana{heart}Luis", f"John {heart} Mary"):
+        out = g(couple, "maria.lopez92")
+        assert out.gender == "unknown" and out.source == "group", (couple, out)

@@ -495,10 +495,28 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
     return None
 
 
-def _is_group(segment: str, tokens: list[str]) -> bool:
+# hearts, the most common emoji of display names; one marks a couple only between two given names
+_HEARTS = re.compile("[❤♥♡❣\U0001F493-\U0001F49F\U0001F5A4\U0001F90D\U0001F90E\U0001F9E1\U0001FA75-\U0001FA77]")
+
+
+def _heart_between_names(segment: str, words) -> bool:
+    """"Ana ❤ Luis" is a couple; "John Okafor ❤️", "❤️ John" or "Maria ❤ Lopez" are one person."""
+    parts = _HEARTS.split(segment)
+    for left, right in zip(parts, parts[1:]):
+        lt, rt = words(left), words(right)
+        if lt and rt:
+            a, b = _lookup(lt[-1]), _lookup(rt[0])
+            if a is not None and b is not None and a[1] >= 0.8 and b[1] >= 0.8:
+                return True
+    return False
+
+
+def _is_group(segment: str, tokens: list[str], words) -> bool:
     if len(tokens) < 2:
         return False
-    if "&" in segment or "+" in segment or "❤" in segment or "♥" in segment:
+    if "&" in segment or "+" in segment:
+        return True
+    if _HEARTS.search(segment) and _heart_between_names(segment, words):
         return True
     if not _GROUP_WORDS.isdisjoint(tokens):
         return True
@@ -534,7 +552,7 @@ def _from_full_name(full_name: str) -> GenderGuess | None:
             continue
         if not _BRAND.isdisjoint(tokens):
             return _NOT_PERSON
-        if _is_group(segment, tokens):
+        if _is_group(segment, tokens, words):
             return _GROUP
         return _decide_tokens(tokens)
     return None
