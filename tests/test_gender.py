@@ -166,6 +166,7 @@ def test_japanese_names_read_in_japanese_context():
 def test_surname_list_does_not_override_a_given_name_of_the_other_gender():
     from utils.gender import _surname_signal
 
+    detect_gender("Ana")  # loads the tables
     assert _surname_signal("rosa") is None  # a woman's name, also on a list of men's surnames
     assert detect_gender("Ana da Rosa").gender == "female"
 
@@ -205,3 +206,45 @@ def test_a_heart_between_two_given_names_is_a_couple(heart):
     for couple in (f"Ana {heart} Luis", f"Ana{heart}Luis", f"John {heart} Mary"):
         out = g(couple, "maria.lopez92")
         assert out.gender == "unknown" and out.source == "group", (couple, out)
+
+
+def test_importing_loads_no_table():
+    import subprocess
+    import sys
+
+    code = ("import utils.gender as G; assert G.DEFAULT_MIN_CONFIDENCE; "
+            "assert not G._loaded and not G._NAMES and G.wide._hashes is None; "
+            "G.detect_gender('Ana'); assert G._loaded and G.wide._hashes is not None")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ending_model_is_calibrated_on_names_it_never_saw():
+    """bench/gender_data/fallback_holdout.tsv.gz: WGND names held out of the model's counts and
+    of its calibration (utils/gender_data/build_wide.py). Stated confidence must match accuracy."""
+    import gzip
+    import os
+
+    from utils.gender_data import wide
+
+    detect_gender("Ana")  # loads the tables
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "gender_data", "fallback_holdout.tsv.gz")
+    bins: dict[int, list[float]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            name, pf = line.rstrip("\n").split("\t")
+            gender, conf = wide.ending_guess(name)
+            right = (gender == "female") == (float(pf) >= 0.5)
+            b = bins.setdefault(int(conf * 10), [0, 0.0, 0])
+            b[0] += 1
+            b[1] += conf
+            b[2] += right
+    n = sum(b[0] for b in bins.values())
+    assert n > 10000
+    ece = sum(abs(b[1] - b[2]) for b in bins.values()) / n  # expected calibration error
+    assert ece < 0.02, bins
+    for k, (m, conf_sum, right) in bins.items():
+        if m >= 500:
+            assert abs(conf_sum / m - right / m) < 0.04, (k, m, conf_sum / m, right / m)
+    sure = [b for k, b in bins.items() if k >= 9]
+    assert sum(b[2] for b in sure) / sum(b[0] for b in sure) > 0.9

