@@ -206,6 +206,8 @@ def test_a_heart_between_two_given_names_is_a_couple(heart):
     for couple in (f"Ana {heart} Luis", f"Ana{heart}Luis", f"John {heart} Mary"):
         out = g(couple, "maria.lopez92")
         assert out.gender == "unknown" and out.source == "group", (couple, out)
+    # a surname that is also a given name of the same gender: one person
+    assert assigned(g(f"Pranav {heart} Travis")) == "male"
 
 
 def test_importing_loads_no_table():

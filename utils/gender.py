@@ -68,8 +68,14 @@ _DECIDE = 0.6
 
 
 # --------------------------------------------------------------------------- data
-def _load_names() -> dict[str, tuple[str, float]]:
+# evidence mass (build.py) of a well-attested given name: Luis 47, Mary 58, not Amer 7, Nazir 9
+_COMMON_MASS = 20.0
+
+
+def _load_names() -> tuple[dict[str, tuple[str, float]], frozenset[str]]:
+    """The dictionary, and the set of its well-attested single-word names."""
     table: dict[str, tuple[str, float]] = {}
+    common: list[str] = []
     with gzip.open(os.path.join(_DATA_DIR, "names.tsv.gz"), "rt", encoding="utf-8") as fh:
         for line in fh:
             key, f, m = line.rstrip("\n").split("\t")
@@ -80,7 +86,9 @@ def _load_names() -> dict[str, tuple[str, float]]:
                 table[key] = ("female", pf)
             else:
                 table[key] = ("male", 1.0 - pf)
-    return table
+            if f + m >= _COMMON_MASS and " " not in key:
+                common.append(key)
+    return table, frozenset(common)
 
 
 def _load_surnames() -> dict[str, str]:
@@ -90,6 +98,11 @@ def _load_surnames() -> dict[str, str]:
             key, g = line.rstrip("\n").split("\t")
             out[key] = "female" if g == "F" else "male"
     return out
+
+
+def _load_family_names() -> frozenset[str]:
+    with gzip.open(os.path.join(_DATA_DIR, "family_names.txt.gz"), "rt", encoding="utf-8") as fh:
+        return frozenset(line.rstrip("\n") for line in fh)
 
 
 def _load_suffixes() -> dict[str, tuple[str, float]]:
@@ -141,6 +154,8 @@ _JA_ENDINGS: dict[str, tuple[str, float]] = {}
 _JA_SURNAMES: set[str] = set()
 _SUFFIX_TABLE: dict[str, tuple[str, float]] = {}
 _SURNAMES: dict[str, str] = {}
+_FAMILY_NAMES: frozenset[str] = frozenset()  # words mostly used as surnames (Smith, Martin)
+_COMMON_GIVEN: frozenset[str] = frozenset()  # well-attested given names (see _COMMON_MASS)
 _COMPOUND_HEADS: frozenset[str] = frozenset()  # first words of compound names ("maria" of "maria jose")
 _loaded = False
 
@@ -148,13 +163,15 @@ _loaded = False
 def _load() -> None:
     """Read every table on first use, so that importing this module (the web process does, for
     DEFAULT_MIN_CONFIDENCE) reads nothing."""
-    global _NAMES, _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES, _SUFFIX_TABLE, _SURNAMES, _COMPOUND_HEADS, _loaded
+    global _NAMES, _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES, _SUFFIX_TABLE, _SURNAMES, _FAMILY_NAMES, _COMPOUND_HEADS
+    global _COMMON_GIVEN, _loaded
     if _loaded:
         return
-    _NAMES = _load_names()
+    _NAMES, _COMMON_GIVEN = _load_names()
     _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = _load_japanese()
     _SUFFIX_TABLE = _load_suffixes()
     _SURNAMES = _load_surnames()
+    _FAMILY_NAMES = _load_family_names()
     _COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
     wide.load()
     _loaded = True
@@ -563,13 +580,16 @@ _HEARTS = re.compile("[❤♥♡❣\U0001F493-\U0001F49F\U0001F5A4\U0001F90D\U00
 
 
 def _heart_between_names(segment: str, words) -> bool:
-    """"Ana ❤ Luis" is a couple; "John Okafor ❤️", "❤️ John" or "Maria ❤ Lopez" are one person."""
+    """"Ana ❤ Luis" is a couple; "John Okafor ❤️", "❤️ John" or "Maria ❤ Lopez" are one person.
+    Many surnames are also given names, so only a woman's and a man's name either side of the
+    heart make a couple, the second a well-attested given name and not mostly a surname
+    ("Angela ❤ Martin" is one woman, and so is "Sara ❤ Nazir")."""
     parts = _HEARTS.split(segment)
     for left, right in zip(parts, parts[1:]):
         lt, rt = words(left), words(right)
-        if lt and rt:
+        if lt and rt and rt[0] in _COMMON_GIVEN and rt[0] not in _FAMILY_NAMES:
             a, b = _lookup(lt[-1]), _lookup(rt[0])
-            if a is not None and b is not None and a[1] >= 0.8 and b[1] >= 0.8:
+            if a is not None and b is not None and a[1] >= 0.8 and b[1] >= 0.8 and a[0] != b[0]:
                 return True
     return False
 

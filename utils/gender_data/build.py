@@ -36,7 +36,8 @@ Output: a gzipped TSV, one line per normalised name: ``name<TAB>female_mass<TAB>
 (masses are rounded evidence weights; see _namdict_mass). Names are lower-case; where a
 name has diacritics, a diacritics-stripped twin is also written (masses summed with any
 existing stripped entry), so lookups work whichever way a user typed it.
-A second file, surnames.tsv.gz, lists gendered surnames: ``surname<TAB>F|M``.
+A second file, surnames.tsv.gz, lists gendered surnames: ``surname<TAB>F|M``; a third,
+family_names.txt.gz, words that are mostly surnames (see write_family_names).
 """
 from __future__ import annotations
 
@@ -321,7 +322,34 @@ def write_suffixes(acc):
     print(f"wrote {k} endings to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
 
 
+def _faker_words(prov, attr):
+    names = getattr(prov, attr, None)
+    if names is None or isinstance(names, property) or callable(names):
+        return set()
+    return {norm_key(str(x)) for x in names}
+
+
+def write_family_names():
+    """family_names.txt.gz: words that Faker's locales list as surnames in at least 0.3 times as
+    many locales as they list them as given names (Smith, Garner, Martin, Thomas; not John,
+    Mary, Luis). utils.gender reads "Angela ❤ Martin" as one woman, "Ana ❤ Luis" as a couple."""
+    as_surname, as_given = defaultdict(int), defaultdict(int)
+    for _loc, prov in _faker_locales():
+        for key in _faker_words(prov, "last_names"):
+            as_surname[key] += 1
+        for attr in ("first_names", "first_names_female", "first_names_male"):
+            for key in _faker_words(prov, attr):
+                as_given[key] += 1
+    keep = sorted(k for k, n in as_surname.items() if k and n >= 0.3 * as_given[k])
+    out = os.path.join(HERE, "family_names.txt.gz")
+    with gzip_writer(out) as fh:
+        for key in keep:
+            fh.write(key + "\n")
+    print(f"wrote {len(keep)} family names to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
+
+
 def main():
+    write_family_names()
     acc = defaultdict(lambda: [0.0, 0.0])
     surnames = defaultdict(lambda: [0, 0])
     print("nam_dict lines:", load_namdict(acc), file=sys.stderr)
