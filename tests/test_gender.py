@@ -250,3 +250,16 @@ def test_ending_model_is_calibrated_on_names_it_never_saw():
             assert abs(conf_sum / m - right / m) < 0.04, (k, m, conf_sum / m, right / m)
     sure = [b for k, b in bins.items() if k >= 9]
     assert sum(b[2] for b in sure) / sum(b[0] for b in sure) > 0.9
+
+
+# -- country context from the surname, where the data say a given name's gender depends on it
+@pytest.mark.parametrize("name,expected", [
+    ("Andrea Rossi", "male"),     # Italy (nam_dict's Italy column, Faker it_IT)
+    ("Andrea Smith", "female"),   # a woman's name elsewhere
+    ("Nicola Rossi", "male"),
+    ("Nicola Smith", "female"),
+    ("Jean Dupont", "male"),      # France
+    ("Jean Smith", "female"),     # English-speaking countries
+])
+def test_country_of_the_surname_decides_country_dependent_names(name, expected):
+    assert assigned(g(name)) == expected, g(name)

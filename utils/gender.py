@@ -100,6 +100,21 @@ def _load_surnames() -> dict[str, str]:
     return out
 
 
+def _load_context() -> tuple[dict[str, dict[str, tuple[float, float]]], dict[str, tuple[str, ...]]]:
+    """Country-dependent given names ({name: {country: (female, male)}}) and the countries each
+    surname points to (utils/gender_data/context.tsv.gz, see build.py's write_context)."""
+    names: dict[str, dict[str, tuple[float, float]]] = {}
+    surnames: dict[str, tuple[str, ...]] = {}
+    with gzip.open(os.path.join(_DATA_DIR, "context.tsv.gz"), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if parts[0].startswith("@"):
+                surnames[parts[0][1:]] = tuple(parts[1].split(","))
+            else:
+                names.setdefault(parts[0], {})[parts[1]] = (float(parts[2]), float(parts[3]))
+    return names, surnames
+
+
 def _load_family_names() -> frozenset[str]:
     with gzip.open(os.path.join(_DATA_DIR, "family_names.txt.gz"), "rt", encoding="utf-8") as fh:
         return frozenset(line.rstrip("\n") for line in fh)
@@ -156,6 +171,8 @@ _SUFFIX_TABLE: dict[str, tuple[str, float]] = {}
 _SURNAMES: dict[str, str] = {}
 _FAMILY_NAMES: frozenset[str] = frozenset()  # words mostly used as surnames (Smith, Martin)
 _COMMON_GIVEN: frozenset[str] = frozenset()  # well-attested given names (see _COMMON_MASS)
+_CONTEXT_NAMES: dict[str, dict[str, tuple[float, float]]] = {}  # Andrea: {"IT": (0.0, 11.3)}
+_SURNAME_COUNTRIES: dict[str, tuple[str, ...]] = {}  # rossi: ("BE", "FI", "FR", "IT", "LU")
 _COMPOUND_HEADS: frozenset[str] = frozenset()  # first words of compound names ("maria" of "maria jose")
 _loaded = False
 
@@ -164,7 +181,7 @@ def _load() -> None:
     """Read every table on first use, so that importing this module (the web process does, for
     DEFAULT_MIN_CONFIDENCE) reads nothing."""
     global _NAMES, _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES, _SUFFIX_TABLE, _SURNAMES, _FAMILY_NAMES, _COMPOUND_HEADS
-    global _COMMON_GIVEN, _loaded
+    global _COMMON_GIVEN, _CONTEXT_NAMES, _SURNAME_COUNTRIES, _loaded
     if _loaded:
         return
     _NAMES, _COMMON_GIVEN = _load_names()
@@ -172,6 +189,7 @@ def _load() -> None:
     _SUFFIX_TABLE = _load_suffixes()
     _SURNAMES = _load_surnames()
     _FAMILY_NAMES = _load_family_names()
+    _CONTEXT_NAMES, _SURNAME_COUNTRIES = _load_context()
     _COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
     wide.load()
     _loaded = True
@@ -318,6 +336,27 @@ def _wgnd(token: str) -> tuple[str, float] | None:
     if hit is None and not token.isascii():
         hit = wide.wgnd_lookup(_strip_marks(token))
     return hit
+
+
+@lru_cache(maxsize=65536)
+def _in_country_of(given: str, surname: str) -> tuple[str, float] | None:
+    """The given name's gender pooled over the countries the surname points to (nam_dict's
+    per-country frequencies), for names whose gender depends on the country: Andrea Rossi,
+    Italy, a man; Jean Smith, English-speaking countries, a woman; Jan Nielsen, Scandinavia."""
+    countries = _SURNAME_COUNTRIES.get(surname)
+    if countries is None:
+        return None
+    per = _CONTEXT_NAMES[given]
+    f = m = 0.0
+    for cc in countries:
+        fm = per.get(cc)
+        if fm is not None:
+            f += fm[0]
+            m += fm[1]
+    if f + m == 0.0:
+        return None
+    pf = (f + 0.25) / (f + m + 0.5)
+    return ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
 
 
 def _sure(hit: tuple[str, float] | None) -> tuple[str, float] | None:
@@ -519,6 +558,8 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
         if best is None:
             best = _wgnd(first)
             src = "wgnd" if best is not None else src
+        elif len(toks) >= 2 and first in _CONTEXT_NAMES:
+            best = _sure(_in_country_of(first, toks[-1])) or best
     if best is None and not initials_first and len(toks) >= 2:
         # a given name missing from the dictionary: its ending (Cristiane, Jailson), unless
         # the surname says otherwise
