@@ -233,16 +233,29 @@ _IN_TITLES = {"smt", "smt.", "shri", "sh", "sh.", "sri", "km", "km.", "kumari", 
               "ms", "ms.", "miss", "dr", "dr."}
 
 
+# words that mark a woman (Smt, Kumari, Devi, Bai, Begum...) or a man (Shri, Mr) in a record:
+# a record of the other list holding one contradicts its own label and is left out
+_IN_MARKS = {"F": {"smt", "smt.", "km", "km.", "kumari", "mrs", "mrs.", "ms", "ms.", "miss", "devi", "bai",
+                   "begum", "khatoon", "khatun", "bibi", "kaur"},
+             "M": {"shri", "sh", "sh.", "sri", "mr", "mr."}}
+
+
 def in_people(rng, n):
     """India: guess-indian-gender's lists of women's and men's names (MIT; credited to mbejda's
     Indian names lists). Only the given name of each record is kept (titles dropped); the
-    surname is another record's last word, so that no listed person's full name is reproduced."""
+    surname is another record's last word, so that no listed person's full name is reproduced.
+    The lists are noisy ("manisha devi" among the men): records whose own words contradict
+    their list (_IN_MARKS) are left out; what noise remains counts as errors."""
     base = os.path.join(_pkg_dir("guess_indian_gender"), "data")
     givens, surnames = [], []
     for fname, sex in (("Indian-Female-Names.csv", "F"), ("Indian-Male-Names.csv", "M")):
+        other = _IN_MARKS["M" if sex == "F" else "F"]
         with open(os.path.join(base, fname), encoding="utf-8") as fh:
             for rec in csv.DictReader(fh):
-                words = [w for w in (rec.get("name") or "").lower().split() if w not in _IN_TITLES]
+                raw = (rec.get("name") or "").lower().split()
+                words = [w for w in raw if w not in _IN_TITLES]
+                if not set(raw).isdisjoint(other):
+                    continue
                 if not words or not all(w.isascii() and w.isalpha() for w in words):
                     continue
                 givens.append((words[0], sex))
