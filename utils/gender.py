@@ -7,7 +7,8 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
    ``•`` ... cut off, bracketed nicknames removed, case folded.
 2. Reject what is not one person: brand and page words (official, store, shop, club, fans,
    news, ...) and couples / groups (``John & Mary``, ``Maria e João``, ``The Smiths``,
-   ``... family``) -> ``unknown`` (source ``not_person`` / ``group``).
+   ``... family``, a heart between a woman's and a man's given name: ``Ana ❤ Luis``) ->
+   ``unknown`` (source ``not_person`` / ``group``). Any other heart is decoration.
 3. Honorifics are skipped; gendered ones (Mr, Mrs, Ms, Miss, Sr., Sra., Herr, Frau, ...)
    are kept as evidence (source ``title``). Initials and suffixes (Jr, PhD) are skipped.
    ``Last, First`` is turned round.
@@ -20,10 +21,15 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
    reads as Japanese (a Japanese surname, or both words Japanese morae) is looked up in the
    Japanese-context table first (utils/gender_data/ja_names.tsv.gz: nam_dict's Japan column,
    Faker ja_JP, gimei), where Kenta or Yuma are men's names whatever they are elsewhere.
+   Where a name's gender depends on the country (Andrea, Jean, Nicola), the countries the
+   surname points to decide (utils/gender_data/context.tsv.gz): Andrea Rossi is a man.
+   Names the dictionary lacks are looked up in WGND 2.0 (utils/gender_data/wgnd.bin.gz, 2.7 M
+   names; source ``wgnd``), also joined when written apart (``Min-jun``, ``Xiao Ling Wang``).
 5. Surname morphology (Slavic -ova/-ová/-ska/-ská vs -ov/-ski/-ský, Lithuanian
    -ienė/-aitė/-ytė, Icelandic -dóttir, Greek -poulou/-idou, Cyrillic -ова/-ская, ...) and
    Faker's gendered surname lists decide when the given name is unknown or ambiguous
-   (source ``surname``).
+   (source ``surname``). Failing those, an ending model trained on WGND guesses, with the
+   confidence measured on held-out names (utils/gender_data/ngram.tsv.gz; source ``model``).
 6. Username fallback when the display name gives nothing: split on ``.``, ``_``, digits and
    camelCase, then segment run-together handles (``johnsmith92`` -> john) against the
    dictionary, with lower confidence (source ``username``).
@@ -31,22 +37,33 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
 ``confidence`` is the estimated probability that ``gender`` is right. The pipeline counts
 a profile as ``unknown`` when its confidence is below the job's ``minConfidence``
 (default ``DEFAULT_MIN_CONFIDENCE``, chosen with bench/gender_eval.py).
+
+Importing this module reads no table (the web process imports it for DEFAULT_MIN_CONFIDENCE);
+the first ``detect_gender(s)`` call loads them all (~0.45 s, ~52 MB).
 """
 from __future__ import annotations
 
-import gzip
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from utils.gender_data import wide
+from utils.gender_data import tables, wide
+from utils.gender_data.words import (
+    TITLES as _TITLES,
+    SUFFIXES as _SUFFIXES,
+    BRAND as _BRAND,
+    GROUP_WORDS as _GROUP_WORDS,
+    VIET_SURNAMES as _VIET_SURNAMES,
+    ASIAN_SURNAMES as _ASIAN_SURNAMES,
+    CONJ as _CONJ,
+)
 
-# Chosen on bench/gender_eval.py (14,500 held-out people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
-# JP): 1.8 in 100 of the assigned genders are wrong at 0.65 pooled (1.7 as a mean of the sets; 2.3 pooled
-# at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 4.4 in 100 (see README, limits).
+# Chosen on bench/gender_eval.py. First (14,500 people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
+# JP): 1.8 in 100 of the assigned genders wrong at 0.65 pooled. With WGND and the ending model (17,600
+# people, + India, Iran, Turkey): 3.6 in 100 pooled, 1.9 over the first 7 sets; India 8, Iran 9.5 and
+# Turkey (rare names drawn uniformly) 20 in 100 are over the ceiling (bench output, per source).
 DEFAULT_MIN_CONFIDENCE = 0.65
 
 
@@ -61,106 +78,9 @@ UNKNOWN = GenderGuess("unknown", 0.0, "none")
 _NOT_PERSON = GenderGuess("unknown", 0.0, "not_person")
 _GROUP = GenderGuess("unknown", 0.0, "group")
 
-_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gender_data")
 
 # below this a name is "ambiguous": no gender is returned from it alone
 _DECIDE = 0.6
-
-
-# --------------------------------------------------------------------------- data
-# evidence mass (build.py) of a well-attested given name: Luis 47, Mary 58, not Amer 7, Nazir 9
-_COMMON_MASS = 20.0
-
-
-def _load_names() -> tuple[dict[str, tuple[str, float]], frozenset[str]]:
-    """The dictionary, and the set of its well-attested single-word names."""
-    table: dict[str, tuple[str, float]] = {}
-    common: list[str] = []
-    with gzip.open(os.path.join(_DATA_DIR, "names.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            key, f, m = line.rstrip("\n").split("\t")
-            f = float(f)
-            m = float(m)
-            pf = (f + 0.25) / (f + m + 0.5)
-            if pf >= 0.5:
-                table[key] = ("female", pf)
-            else:
-                table[key] = ("male", 1.0 - pf)
-            if f + m >= _COMMON_MASS and " " not in key:
-                common.append(key)
-    return table, frozenset(common)
-
-
-def _load_surnames() -> dict[str, str]:
-    out: dict[str, str] = {}
-    with gzip.open(os.path.join(_DATA_DIR, "surnames.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            key, g = line.rstrip("\n").split("\t")
-            out[key] = "female" if g == "F" else "male"
-    return out
-
-
-def _load_context() -> tuple[dict[str, dict[str, tuple[float, float]]], dict[str, tuple[str, ...]]]:
-    """Country-dependent given names ({name: {country: (female, male)}}) and the countries each
-    surname points to (utils/gender_data/context.tsv.gz, see build.py's write_context)."""
-    names: dict[str, dict[str, tuple[float, float]]] = {}
-    surnames: dict[str, tuple[str, ...]] = {}
-    with gzip.open(os.path.join(_DATA_DIR, "context.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if parts[0].startswith("@"):
-                surnames[parts[0][1:]] = tuple(parts[1].split(","))
-            else:
-                names.setdefault(parts[0], {})[parts[1]] = (float(parts[2]), float(parts[3]))
-    return names, surnames
-
-
-def _load_family_names() -> frozenset[str]:
-    with gzip.open(os.path.join(_DATA_DIR, "family_names.txt.gz"), "rt", encoding="utf-8") as fh:
-        return frozenset(line.rstrip("\n") for line in fh)
-
-
-def _load_suffixes() -> dict[str, tuple[str, float]]:
-    out: dict[str, tuple[str, float]] = {}
-    with gzip.open(os.path.join(_DATA_DIR, "suffixes.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            suf, g, purity, _n = line.rstrip("\n").split("\t")
-            out[suf] = ("female" if g == "F" else "male", float(purity))
-    return out
-
-
-def _passport(s: str) -> str:
-    """Japanese romanisation without long vowels, as most people write their names (Kouta -> Kota)."""
-    return s.replace("ou", "o").replace("uu", "u").replace("oo", "o")
-
-
-def _load_japanese():
-    """Japanese-context names, endings and surnames. A passport spelling pools the evidence of
-    every reading it may stand for: "Yuma" is Yuma (ゆま) or Yuuma (ゆうま)."""
-    mass: dict[str, list[float]] = {}
-    endings: dict[str, tuple[str, float]] = {}
-    surnames: set[str] = set()
-    with gzip.open(os.path.join(_DATA_DIR, "ja_names.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            line = line.rstrip("\n")
-            if line.startswith("@"):
-                surnames.add(line[1:])
-                surnames.add(_passport(line[1:]))
-                continue
-            if line.startswith("#"):
-                suf, g, purity, _n = line[1:].split("\t")
-                endings[suf] = ("female" if g == "F" else "male", float(purity))
-                continue
-            key, f, m = line.split("\t")
-            for spelling in {key, _passport(key)}:
-                acc = mass.setdefault(spelling, [0.0, 0.0])
-                acc[0] += float(f)
-                acc[1] += float(m)
-    names: dict[str, tuple[str, float]] = {}
-    for key, (f, m) in mass.items():
-        pf = (f + 0.25) / (f + m + 0.5)
-        names[key] = ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
-    return names, endings, surnames
 
 
 _NAMES: dict[str, tuple[str, float]] = {}
@@ -170,7 +90,7 @@ _JA_SURNAMES: set[str] = set()
 _SUFFIX_TABLE: dict[str, tuple[str, float]] = {}
 _SURNAMES: dict[str, str] = {}
 _FAMILY_NAMES: frozenset[str] = frozenset()  # words mostly used as surnames (Smith, Martin)
-_COMMON_GIVEN: frozenset[str] = frozenset()  # well-attested given names (see _COMMON_MASS)
+_COMMON_GIVEN: frozenset[str] = frozenset()  # well-attested given names (tables.load_names)
 _CONTEXT_NAMES: dict[str, dict[str, tuple[float, float]]] = {}  # Andrea: {"IT": (0.0, 11.3)}
 _SURNAME_COUNTRIES: dict[str, tuple[str, ...]] = {}  # rossi: ("BE", "FI", "FR", "IT", "LU")
 _COMPOUND_HEADS: frozenset[str] = frozenset()  # first words of compound names ("maria" of "maria jose")
@@ -184,70 +104,15 @@ def _load() -> None:
     global _COMMON_GIVEN, _CONTEXT_NAMES, _SURNAME_COUNTRIES, _loaded
     if _loaded:
         return
-    _NAMES, _COMMON_GIVEN = _load_names()
-    _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = _load_japanese()
-    _SUFFIX_TABLE = _load_suffixes()
-    _SURNAMES = _load_surnames()
-    _FAMILY_NAMES = _load_family_names()
-    _CONTEXT_NAMES, _SURNAME_COUNTRIES = _load_context()
+    _NAMES, _COMMON_GIVEN = tables.load_names()
+    _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = tables.load_japanese()
+    _SUFFIX_TABLE = tables.load_suffixes()
+    _SURNAMES = tables.load_surnames()
+    _FAMILY_NAMES = tables.load_family_names()
+    _CONTEXT_NAMES, _SURNAME_COUNTRIES = tables.load_context()
     _COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
     wide.load()
     _loaded = True
-
-# --------------------------------------------------------------------------- word lists
-_TITLES = {
-    # gendered
-    "mr": "male", "mister": "male", "sir": "male", "herr": "male", "monsieur": "male", "m": None,
-    "sr": "male", "senor": "male", "señor": "male", "sig": "male", "signor": "male", "don": "male",
-    "dom": "male", "lord": "male", "king": "male", "prince": "male", "pan": "male", "bay": "male",
-    "mrs": "female", "ms": "female", "miss": "female", "mme": "female", "madame": "female",
-    "mlle": "female", "mademoiselle": "female", "sra": "female", "srta": "female", "senora": "female",
-    "señora": "female", "senorita": "female", "señorita": "female", "frau": "female", "fr": "female",
-    "signora": "female", "sigra": "female", "dona": "female", "doña": "female", "lady": "female",
-    "queen": "female", "princess": "female", "dame": "female", "pani": "female", "bayan": "female",
-    "madam": "female", "mx": None,
-    # not gendered
-    "dr": None, "dra": "female", "doc": None, "prof": None, "professor": None, "profa": "female",
-    "eng": None, "ing": None, "engr": None, "rev": None, "pastor": None, "hon": None,
-    "capt": None, "captain": None, "coach": None, "chef": None, "dj": None, "mc": None, "st": None,
-    "saint": None, "sheikh": "male", "sheik": "male", "shaikh": "male", "hajji": None, "haji": None,
-    "господин": "male", "госпожа": "female", "г-н": "male", "г-жа": "female", "κ": None, "κος": "male",
-    "κα": "female",
-}
-_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "dds", "rn", "cpa", "msc", "bsc", "junior", "filho", "neto", "sobrinho"}
-_BRAND = {
-    "official", "oficial", "officiel", "offiziell", "store", "shop", "shopping", "boutique", "club",
-    "fans", "fan", "fanpage", "fanclub", "news", "media", "magazine", "mag", "tv", "radio", "fm",
-    "studio", "studios", "agency", "company", "co", "inc", "ltd", "llc", "gmbh", "corp", "group",
-    "team", "restaurant", "cafe", "café", "bar", "pizza", "pizzeria", "bakery", "salon", "spa",
-    "clinic", "hotel", "store", "market", "brand", "brands", "collection", "design", "designs",
-    "photography", "photo", "photos", "films", "records", "music", "band", "academy", "school",
-    "university", "college", "church", "foundation", "association", "community", "page", "blog",
-    "daily", "memes", "meme", "quotes", "travel", "tours", "fitness", "gym", "beauty", "fashion",
-    "cosmetics", "jewelry", "jewellery", "art", "arts", "gallery", "events", "marketing", "digital",
-    "online", "global", "international", "services", "solutions", "consulting", "real", "estate",
-    "realty", "motors", "auto", "cars", "food", "foods", "kitchen", "burger", "grill", "coffee",
-    "tea", "wine", "beer", "brewery", "nails", "lashes", "hair", "barber", "barbershop", "tattoo",
-    "ink", "apparel", "wear", "clothing", "kids", "baby", "pets", "dogs", "cats", "official_",
-    "lojas", "loja", "tienda", "moda", "store_", "palace", "house", "home", "decor", "deals",
-    "sale", "sales", "outlet", "supply", "factory", "lab", "labs", "network", "channel", "podcast",
-    "festival", "league", "fc", "sc", "united", "city", "club_", "support", "updates", "archive",
-}
-_GROUP_WORDS = {"family", "familia", "família", "famille", "familie", "twins", "brothers", "sisters",
-                "bros", "sisters", "couple", "and", "und", "et", "&", "+", "crew", "squad", "duo", "trio"}
-_VIET_SURNAMES = {"nguyen", "nguyễn", "tran", "trần", "le", "lê", "pham", "phạm", "hoang", "hoàng", "huynh",
-                  "huỳnh", "phan", "vu", "vũ", "vo", "võ", "dang", "đặng", "bui", "bùi", "do", "đỗ", "ho", "hồ",
-                  "ngo", "ngô", "duong", "dương", "ly", "lý", "dinh", "đinh", "truong", "trương"}
-_ASIAN_SURNAMES = _VIET_SURNAMES | {
-    "kim", "lee", "park", "choi", "jung", "jeong", "kang", "cho", "yoon", "jang", "lim", "han", "oh",
-    "seo", "shin", "kwon", "hwang", "ahn", "song", "yoo", "hong", "jeon", "ko", "moon", "yang", "son",
-    "baek", "heo", "nam", "noh", "ha", "kwak", "sung", "cha", "joo", "woo", "min", "ryu", "na", "jin",
-    "wang", "li", "zhang", "liu", "chen", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu",
-    "hu", "guo", "he", "lin", "luo", "gao", "zheng", "liang", "xie", "tang", "feng", "deng", "cao",
-    "peng", "zeng", "xiao", "tian", "dong", "pan", "yuan", "cai", "jiang", "yu", "du", "ye", "cheng",
-    "wei", "su", "lu", "ding", "ren", "shen", "yao", "jiang", "fan", "fang", "shi", "tan", "liao",
-}
-_CONJ = {"e", "y", "i", "og", "och", "en", "és", "ve", "и", "та", "і", "ja", "a"}
 
 # --------------------------------------------------------------------------- unicode helpers
 _SMALL_CAPS = str.maketrans({
