@@ -563,6 +563,9 @@ def _from_username(username: str) -> GenderGuess | None:
         hit = _lookup(p)
         if hit is not None and hit[1] >= 0.7 and len(p) >= 3:
             return _answer(hit[0], hit[1] * 0.9, "username")
+        hit = _wgnd(p) if len(p) >= 4 else None
+        if hit is not None and hit[1] >= 0.8:
+            return _answer(hit[0], hit[1] * 0.85, "username")  # oluwaseun.adeyemi
         # run-together handle: longest dictionary prefix of at least 3 letters
         if len(p) >= 5:
             for n in range(min(len(p) - 2, 12), 2, -1):
