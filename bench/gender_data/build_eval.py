@@ -240,6 +240,11 @@ _IN_MARKS = {"F": {"smt", "smt.", "km", "km.", "kumari", "mrs", "mrs.", "ms", "m
              "M": {"shri", "sh", "sh.", "sri", "mr", "mr."}}
 
 
+# last words that mark the record's sex (Devi, Kaur for women; Singh, Kumar mostly for men): not
+# given as a surname to a random person of either sex
+_IN_GENDERED = _IN_MARKS["F"] | _IN_MARKS["M"] | {"singh", "kumar", "prasad", "lal", "ram", "chand"}
+
+
 def in_people(rng, n):
     """India: guess-indian-gender's lists of women's and men's names (MIT; credited to mbejda's
     Indian names lists). Only the given name of each record is kept (titles dropped); the
@@ -259,7 +264,7 @@ def in_people(rng, n):
                 if not words or not all(w.isascii() and w.isalpha() for w in words):
                     continue
                 givens.append((words[0], sex))
-                if len(words) > 1 and len(words[-1]) > 2:
+                if len(words) > 1 and len(words[-1]) > 2 and words[-1] not in _IN_GENDERED:
                     surnames.append(words[-1])
     surnames = sorted(set(surnames))
     for _ in range(n):
