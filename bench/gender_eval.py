@@ -13,6 +13,9 @@ male/female with confidence >= the threshold, DEFAULT_MIN_CONFIDENCE unless stat
   naCoded             unclassified / all
   errorGenderBias     (men called women - women called men) / classified
 
+Table load: measure_load() runs a fresh interpreter and reports the RSS and time of importing
+utils.gender (no table) and of its first call (every table).
+
 Throughput: measure_throughput() (importable by other bench scripts) runs detect_genders, in
 chunks of 1000 as the worker does, on 200,000 distinct (full_name, username) pairs with every
 cache of utils.gender emptied first, and returns names per CPU-second of one core.
@@ -194,6 +197,30 @@ def measure_throughput(n=200_000, runs=3, clock=time.process_time):
     return sorted(throughput_runs(throughput_workload(n), runs, clock))[runs // 2]
 
 
+_LOAD_PROBE = """
+import time
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS")) / 1024
+r0 = rss(); t0 = time.perf_counter()
+import utils.gender as G
+r1 = rss(); t1 = time.perf_counter()
+G.detect_gender("Ana Souza")
+print(r1 - r0, t1 - t0, rss() - r1, time.perf_counter() - t1)
+"""
+
+
+def measure_load():
+    """(MB, s) of importing utils.gender and of its first call (which loads every table), each
+    in a fresh interpreter as a worker starts: RSS growth from /proc (Linux)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", _LOAD_PROBE], cwd=root, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return tuple(float(x) for x in out)
+
+
 def main():
     t0 = time.perf_counter()
     rows = load()
@@ -276,6 +303,12 @@ def main():
     ug = [G.detect_gender("", u) for u in users]
     print("\n== username only (display name empty; handles derived from the same people)")
     print("  username           ", fmt(metrics(truth, [called(g, thr) for g in ug])))
+
+    print("\n== table load, fresh interpreter (a worker's start)")
+    for _ in range(2):
+        mb_import, s_import, mb_load, s_load = measure_load()
+        print(f"  import utils.gender: +{mb_import:.1f} MB RSS, {s_import:.3f}s;"
+              f"  first detect_gender (loads every table): +{mb_load:.1f} MB RSS, {s_load:.3f}s")
 
     # ---------------------------------------------------------- throughput
     people = throughput_workload()
