@@ -14,7 +14,8 @@ Outputs (deterministic bytes):
 * ``ngram.tsv.gz``: the fallback model for names no dictionary holds. Each line is an ending of
   ``"^" + name`` (1 to _K characters, "^" marking the whole name) seen on at least _MIN_N WGND
   names, with P(female) estimated at that ending and shrunk towards its one-shorter ending
-  (interpolated back-off, _BETA). A name's estimate is its longest listed ending's. ``#cal``
+  (interpolated back-off, _BETA), then moved to a population of as many women as men
+  (_balanced). A name's estimate is its longest listed ending's. ``#cal``
   lines map the raw confidence to the accuracy measured on a held-out slice of WGND names that
   the counts never saw (pool-adjacent-violators, so the map is monotone).
 * ``wgnd.bin.gz``: WGND names that names.tsv.gz lacks and whose answer the model would not
@@ -30,6 +31,7 @@ import gzip
 import importlib.util
 import io
 import json
+import math
 import os
 import struct
 import sys
@@ -100,17 +102,30 @@ def train(wgnd: dict[str, float]):
         parent = est.get(e[1:], prior) if len(e) > 1 else prior
         cf, cm = counts[e]
         est[e] = (cf + _BETA * parent) / (cf + cm + _BETA)
-    table = {e: p for e, p in est.items() if sum(counts[e]) >= _MIN_N}
+    shift = math.log(prior / (1 - prior))
+    table = {e: _balanced(p, shift) for e, p in est.items() if sum(counts[e]) >= _MIN_N}
     return prior, table
 
 
-def raw_pf(table, prior, name: str) -> float:
+def _balanced(p: float, shift: float) -> float:
+    """P(female) for a population of as many women as men: WGND lists more men's names than
+    women's (its prior is 0.39), which would lean every unsure guess male."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return 1.0 / (1.0 + math.exp(shift - math.log(p / (1 - p))))
+
+
+def class_weight(pf: float, prior: float) -> float:
+    """Weight of a held-out name so that women and men weigh alike (see _balanced)."""
+    return 0.5 / prior if pf >= 0.5 else 0.5 / (1 - prior)
+
+
+def raw_pf(table, name: str) -> float:
     w = "^" + name
     for k in range(min(_K, len(w)), 0, -1):
         p = table.get(w[-k:])
         if p is not None:
             return p
-    return prior
+    return 0.5
 
 
 def _pav(points):
@@ -127,17 +142,21 @@ def _pav(points):
 
 
 def calibrate(table, prior, wgnd):
-    """Accuracy per raw-confidence bin on the calibration half of the held-out names."""
-    hits = [[0, 0] for _ in range(_CAL_BINS)]
+    """Accuracy per raw-confidence bin on the calibration half of the held-out names, women and
+    men weighted alike."""
+    hits = [[0.0, 0.0] for _ in range(_CAL_BINS)]
+    n = 0
     for name, pf in wgnd.items():
         if " " in name or pf == 0.5 or holdout_part(name) != 1:
             continue
-        p = raw_pf(table, prior, name)
+        p = raw_pf(table, name)
         b = min(int((max(p, 1 - p) - 0.5) * 2 * _CAL_BINS), _CAL_BINS - 1)
-        hits[b][0] += 1
-        hits[b][1] += (p >= 0.5) == (pf >= 0.5)
-    pts = [(n, r / n) if n else (1e-9, 0.5) for n, r in hits]
-    return [round(x, 4) for x in _pav(pts)], sum(n for n, _ in hits)
+        w = class_weight(pf, prior)
+        hits[b][0] += w
+        hits[b][1] += w * ((p >= 0.5) == (pf >= 0.5))
+        n += 1
+    pts = [(w, r / w) if w else (1e-9, 0.5) for w, r in hits]
+    return [round(x, 4) for x in _pav(pts)], n
 
 
 def level_confidence(wgnd, names_path):
@@ -167,20 +186,20 @@ def answer(pf: float, conf: float):
 def write_model(table, prior, cal):
     out = os.path.join(HERE, "ngram.tsv.gz")
     with gzip_writer(out) as fh:
-        fh.write(f"#prior\t{prior:.4f}\n")
+        fh.write(f"#prior\t{prior:.4f}\n")  # WGND's share of women's names, for the calibration test
         fh.write("#cal\t" + " ".join(f"{x:.4f}" for x in cal) + "\n")
         for e in sorted(table):
             fh.write(f"{e}\t{table[e]:.3f}\n")
     print(f"wrote {len(table)} endings to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
 
 
-def model_answer(table, prior, cal, name):
-    p = raw_pf(table, prior, name)
+def model_answer(table, cal, name):
+    p = raw_pf(table, name)
     b = min(int((max(p, 1 - p) - 0.5) * 2 * _CAL_BINS), _CAL_BINS - 1)
     return answer(p, cal[b])
 
 
-def write_table(wgnd, known, table, prior, cal, levels):
+def write_table(wgnd, known, table, cal, levels):
     """wgnd.bin.gz: header (magic, count, confidence per purity), uint16 hash deltas, one level byte each.
     Hashes are 32-bit, so a name outside the table matches one in it with odds of about 1 in 1,600."""
     rows: dict[int, int] = {}
@@ -191,7 +210,7 @@ def write_table(wgnd, known, table, prior, cal, levels):
         purity = abs(2 * q - _LEVELS) // 2
         mine = answer(q / _LEVELS, levels[purity])
         if " " not in name:
-            theirs = model_answer(table, prior, cal, name)
+            theirs = model_answer(table, cal, name)
             if mine[0] == theirs[0] and abs(mine[1] - theirs[1]) < 0.1:
                 continue  # the model gives the same answer: no need to store it
         h = zlib.crc32(name.encode("utf-8"))
@@ -237,7 +256,7 @@ def main():
     print("WGND level confidences:", levels, file=sys.stderr)
     with gzip.open(names_path, "rt", encoding="utf-8") as fh:
         known = {line.split("\t", 1)[0] for line in fh}
-    write_table(wgnd, known, table, prior, cal, levels)
+    write_table(wgnd, known, table, cal, levels)
     write_holdout(wgnd)
 
 

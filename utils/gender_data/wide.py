@@ -6,7 +6,8 @@ Both are built by build_wide.py; both load on first use (importing this module r
   model would not give by itself (see build_wide.py), as ``(gender, confidence)`` or None.
   Held as a sorted array of 32-bit hashes and a byte array of levels: about 5 bytes a name.
 * ``ending_guess(name)``: the fallback for names no table holds: P(female) of the name's longest
-  known ending, its confidence mapped to the accuracy measured on held-out WGND names.
+  known ending (for as many women as men), its confidence mapped to the accuracy measured on
+  held-out WGND names, women and men weighted alike.
 """
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ _hashes: array.array | None = None
 _levels = b""
 _answers: list[tuple[str, float]] = []
 _endings: dict[str, float] = {}
-_prior = 0.5
+prior_female = 0.5  # WGND's share of women's names; ending_pf is balanced to 0.5 already
 _cal: list[float] = []
 
 
 def load() -> None:
     """Read both files (about 0.25 s and 35 MB of RSS on the build machine); later calls do nothing."""
-    global _hashes, _levels, _answers, _endings, _prior, _cal
+    global _hashes, _levels, _answers, _endings, prior_female, _cal
     if _hashes is not None:
         return
     with gzip.open(os.path.join(_DIR, "wgnd.bin.gz"), "rb") as fh:
@@ -53,7 +54,7 @@ def load() -> None:
         for line in fh:
             key, value = line.rstrip("\n").split("\t")
             if key == "#prior":
-                _prior = float(value)
+                prior_female = float(value)
             elif key == "#cal":
                 _cal = [float(x) for x in value.split()]
             else:
@@ -76,7 +77,7 @@ def ending_pf(name: str) -> float:
         p = _endings.get(w[-k:])
         if p is not None:
             return p
-    return _prior
+    return 0.5
 
 
 def ending_guess(name: str) -> tuple[str, float]:
