@@ -4,7 +4,8 @@ Both are built by build_wide.py; both load on first use (importing this module r
 
 * ``wgnd_lookup(name)``: WGND's answer for a name that names.tsv.gz lacks and whose answer the
   model would not give by itself (see build_wide.py), as ``(gender, confidence)`` or None.
-  Held as a sorted array of 32-bit hashes and a byte array of levels: about 5 bytes a name.
+  Held as a sorted array of 32-bit hashes and a byte array of levels: about 5 bytes a name
+  (2.9 M names, 5.6 MB on disk).
 * ``ending_guess(name)``: the fallback for names no table holds: P(female) of the name's longest
   known ending (for as many women as men), its confidence mapped to the accuracy measured on
   held-out WGND names, women and men weighted alike.
