@@ -1,7 +1,7 @@
 """POST /api/scrape-followers latency through gunicorn, for 10,000 and 100,000 accounts.
 
 The request validates the accounts, writes the job and its batch rows in one transaction
-and publishes one dispatch message: no worker runs here, so nothing else competes.
+and publishes one start_runs message: no worker runs here, so nothing else competes.
 Targets: p95 <= 100 ms for 10,000 accounts, <= 1 s for 100,000.
 """
 import argparse

@@ -1,5 +1,5 @@
-"""Redis memory per queued batch: publish batch messages with no worker running, as the
-dispatcher does, and read Redis's own accounting of what they take.
+"""Redis memory per queued message: publish store_batch messages with no worker running, as
+the webhook handler and the clock do, and read Redis's own accounting of what they take.
 """
 import argparse
 import uuid
@@ -8,7 +8,7 @@ import redis
 
 from harness import BENCH_REDIS_URL, QUEUE, machine_limits, stack
 
-from celery_config import SCRAPE_ACCOUNT_BATCH, make_celery
+from celery_config import STORE_BATCH, make_celery
 from utils.config import Settings
 
 
@@ -24,7 +24,7 @@ def main():
         job_id = str(uuid.uuid4())
         with celery.producer_or_acquire() as producer:
             for index in range(args.batches):
-                celery.send_task(SCRAPE_ACCOUNT_BATCH, args=[job_id, index], producer=producer)
+                celery.send_task(STORE_BATCH, args=[job_id, index], producer=producer)
         after = connection.info("memory")["used_memory"]
         queued = connection.llen(QUEUE)
         message = connection.lindex(QUEUE, 0)
