@@ -3,7 +3,6 @@
 Views validate the HTTP side and delegate to the job service (`utils/jobs.py`), whose
 refusals are answered with the status in JOB_ERROR_STATUS; the worker does the rest.
 """
-import hashlib
 import re
 
 from flask import Blueprint, Response, current_app, g, request, url_for
@@ -20,14 +19,16 @@ apify_bp = Blueprint("apify", __name__, url_prefix="/apify")
 
 
 def _rate_limit_key():
-    """Limits count per API key; the header is hashed here, before authentication runs."""
-    header = request.headers.get("Authorization", "")
-    return hashlib.sha256(header.encode()).hexdigest()[:32] if header else get_remote_address()
+    """Limits count per authenticated API key id (however its header is spelled); a request
+    that has no key yet counts against its client address (behind PROXY_HOPS proxies)."""
+    key_id = g.get("api_key_id")
+    return f"key:{key_id}" if key_id is not None else f"ip:{get_remote_address()}"
 
 
 limiter = Limiter(key_func=_rate_limit_key, headers_enabled=True)
-create_limit = limiter.limit(lambda: _settings().rate_limit_create)
-read_limit = limiter.limit(lambda: _settings().rate_limit_read)
+# One bucket per scope and key: creating, cancelling and deleting share `create`, reads `read`.
+create_limit = limiter.shared_limit(lambda: _settings().rate_limit_create, scope="create")
+read_limit = limiter.shared_limit(lambda: _settings().rate_limit_read, scope="read")
 
 class ApiError(Exception):
     """An error answered as `{"error": {"code", "message", "details"?}}` with `status`."""
@@ -37,6 +38,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
+MAX_OFFSET = 1_000_000  # paging by number beyond this many rows: use the cursor
 # How the job service's refusals are answered.
 JOB_ERROR_STATUS = {jobs.InvalidJob: 400, jobs.JobNotFound: 404, jobs.JobFinished: 409, jobs.QueueUnavailable: 503}
 
@@ -56,10 +58,12 @@ def _celery():
 @bp.before_request
 def authenticate():
     """Every /api route needs `Authorization: Bearer <key>` for a live key."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    key_id = store.keys.api_key_id(_engine(), key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+    parts = request.headers.get("Authorization", "").split()
+    bearer = len(parts) == 2 and parts[0].lower() == "bearer" and len(parts[1]) <= 200
+    key_id = store.keys.api_key_id(_engine(), parts[1]) if bearer else None
     if key_id is None:
-        raise ApiError(401, "unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
+        with limiter.limit(lambda: _settings().rate_limit_unauthenticated, scope="unauthenticated"):
+            raise ApiError(401, "unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.")
     g.api_key_id = key_id
 
 
@@ -81,7 +85,8 @@ def scrape_followers():
 def estimate():
     """What the job in the body would scrape and cost; no job is created."""
     spec = _parse_scrape_request()
-    return estimate_job(len(spec.accounts), spec.totalScrapeCount, spec.maxCostUsd, _settings())
+    return estimate_job(len(spec.accounts), spec.totalScrapeCount, spec.maxCostUsd, _settings(),
+                        jobs.batch_size(_settings()))
 
 
 def _parse_scrape_request():
@@ -121,7 +126,7 @@ def job_results(job_id):
         page = None
         profiles, next_cursor = store.results.result_page(_engine(), job["job_id"], limit, after_id=after_id)
     else:
-        page = _int_arg("page", 1, 1, 10_000_000)
+        page = _int_arg("page", 1, 1, max(1, MAX_OFFSET // limit))
         profiles, next_cursor = store.results.result_page(_engine(), job["job_id"], limit, offset=(page - 1) * limit)
     return {"profiles": profiles, "total": job["profiles_kept"], "page": page, "limit": limit,
             "next_cursor": next_cursor, "status": job["status"]}
@@ -135,9 +140,33 @@ def export_results(job_id):
     fmt = request.args.get("format", "csv")
     if fmt not in export.FORMATS:
         raise ApiError(400, "invalid_parameter", f"format must be one of: {', '.join(export.FORMATS)}.")
-    return Response(export.stream(_engine(), job["job_id"], fmt), content_type=export.FORMATS[fmt], headers={
+    source = request.args.get("source")
+    if source is not None and not jobs.USERNAME.fullmatch(source):
+        raise ApiError(400, "invalid_parameter", "source must be one of the job's accounts (an Instagram username).")
+    return Response(export.stream(_engine(), job["job_id"], fmt, source), content_type=export.FORMATS[fmt], headers={
         "Content-Disposition": f'attachment; filename="followsift-{job["job_id"]}.{fmt}"',
     })
+
+
+@bp.get("/jobs/<job_id>/accounts")
+@read_limit
+def job_accounts(job_id):
+    """The job's input accounts by name, `limit` (1-1000, default 100) a page, paged by `cursor`:
+    requested, scraped, kept, their followers' genders, and how each list ended."""
+    job = _job_or_404(job_id)
+    limit = _int_arg("limit", 100, 1, 1000)
+    found, next_cursor = store.accounts.page(_engine(), job["job_id"], limit,
+                                             after=_cursor_arg(store.accounts.decode_cursor))
+    return {"accounts": found, "limit": limit, "next_cursor": next_cursor}
+
+
+@bp.get("/jobs/<job_id>/overlap")
+@read_limit
+def job_overlap(job_id):
+    """Among the job's `top` (2-10, default 10) largest accounts: the kept followers each pair
+    shares, and each account's followers found under no other."""
+    job = _job_or_404(job_id)
+    return store.accounts.overlap(_engine(), job["job_id"], _int_arg("top", 10, 2, 10))
 
 
 @bp.get("/job-events/<job_id>")
@@ -145,7 +174,12 @@ def export_results(job_id):
 def job_events(job_id):
     """The job's status as Server-Sent Events, until it ends (see utils/events.py)."""
     job = _job_or_404(job_id)
-    return Response(events.job_events(_engine(), job["job_id"], g.api_key_id, _settings()), content_type="text/event-stream",
+    settings = _settings()
+    slot = events.STREAMS.take(g.api_key_id, settings.sse_max_streams_per_process, settings.sse_max_streams_per_key)
+    if slot is None:
+        raise ApiError(429, "too_many_streams", "Too many open progress streams: close one, or poll the job status.")
+    stream = events.job_events(_engine(), job["job_id"], g.api_key_id, settings)
+    return Response(events.released(stream, slot), content_type="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
 from dashboard import bp as dashboard_bp
@@ -23,6 +24,8 @@ def create_app(config=None):
     redact_secrets(settings)
     init_sentry(settings)
     app = Flask(__name__, instance_path=settings.instance_path)
+    if settings.proxy_hops:  # the client's address as the router saw it, for per-address limits
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.json.sort_keys = False
     app.url_map.merge_slashes = False  # "//" would answer an HTML redirect instead of a JSON 404

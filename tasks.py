@@ -17,11 +17,10 @@ import sqlalchemy.exc
 from celery import Celery, signals
 
 from celery_config import ABORT_RUNS, NOTIFY_JOB_END, PURGE, START_RUNS, STORE_BATCH, TICK, Publisher, configure
-from utils import maintenance, metrics, runs, store, webhooks
-from utils.batch_processor import classify
+from utils import actors, jobs, maintenance, metrics, runs, store, webhooks
+from utils.batch_processor import classify_items
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets, setup_worker_logging
-from utils.schemas import status_body
 from utils.scraper import TERMINAL_RUN_STATUSES, CapacityRefused, FatalApifyError, Scraper, TransientApifyError
 from utils.store.batches import LeaseLost
 from utils.store.jobs import ALL_KEYS
@@ -64,6 +63,11 @@ def scraper():
     return Scraper(settings())
 
 
+@cache
+def adapter():
+    return actors.adapter_for(settings())
+
+
 # -- starting runs ---------------------------------------------------------------------------------
 
 @celery.task(name=START_RUNS)
@@ -89,7 +93,8 @@ def _start(claim, room):
         return True
     token = runs.new_token()
     try:
-        run_id = scraper().start_run(claim.accounts, claim.per_account_limit, budget,
+        run_input = adapter().build_input(claim.accounts, claim.per_account_limit, claim.continuation)
+        run_id = scraper().start_run(run_input, claim.per_account_limit * len(claim.accounts), budget,
                                      runs.webhook(settings(), claim.job_id, claim.batch_index, token))
     except CapacityRefused as exc:
         log.info("%s: %s; waiting for room (%d runs in flight)", where, exc, room.in_flight)
@@ -132,12 +137,16 @@ def store_batch(job_id, batch_index):
             _fault(claim, TransientApifyError(f"Apify run {claim.apify_run_id} ended {ended}"), where,
                    run_cost_usd=state.usage_usd if state else 0.0)
             return
-        if _store_pages(claim, state.dataset_id):
-            status = _ended(job_id, store.batches.end_batch(engine(), claim, run_cost_usd=state.usage_usd))
-            log.info("%s: stored; job %s", where, status)
-        else:
+        if not _store_pages(claim, state.dataset_id):
             store.batches.release_store(engine(), claim)
             store_batch.delay(job_id, batch_index)
+        elif _close_run(claim, state):
+            log.info("%s: stored; a list goes on in another run", where)
+            store.batches.requeue(engine(), claim, delay_seconds=0, run_cost_usd=state.usage_usd)
+            start_runs.delay()
+        else:
+            status = _ended(job_id, store.batches.end_batch(engine(), claim, run_cost_usd=state.usage_usd))
+            log.info("%s: stored; job %s", where, status)
     except LeaseLost:
         _let_go(claim)
     except FatalApifyError as exc:
@@ -151,14 +160,23 @@ def _store_pages(claim, dataset_id):
     deadline = time.monotonic() + settings().task_slice_seconds
     offset = claim.items_read
     while True:
-        page = scraper().read_page(dataset_id, offset, settings().write_chunk_size, claim.accounts)
-        rows, tally = classify(page.followers, claim.target_gender, claim.min_confidence)
-        store.batches.store_chunk(engine(), claim, rows, tally, page.next_offset, settings().batch_lease_seconds)
+        page = scraper().read_page(dataset_id, offset, settings().write_chunk_size)
+        chunk = classify_items(adapter(), page.items, claim.accounts, claim.target_gender, claim.min_confidence)
+        store.batches.store_chunk(engine(), claim, chunk, page.next_offset, settings().batch_lease_seconds)
         offset = page.next_offset
         if page.last:
             return True
         if time.monotonic() > deadline:
             return False
+
+
+def _close_run(claim, state):
+    """Say how the run's accounts ended, from what it stored and its OUTPUT record; True when a
+    list goes on in another run (the token is in Postgres, so a retry goes on from it too)."""
+    tokens, quota = actors.continuations(scraper().run_output(state.store_id), claim.accounts)
+    items = store.batches.items_read(engine(), claim)
+    return store.batches.close_run(engine(), claim, tokens=tokens, quota=quota, items=items,
+                                   run_cap=adapter().run_cap)
 
 
 # -- what happens to a batch when something goes wrong -------------------------------------------------
@@ -243,7 +261,8 @@ def notify_job_end(self, job_id):
         if job is None:
             return
         try:
-            webhooks.deliver(job["callback_url"], status_body(job), settings().webhook_signing_secret,
+            webhooks.deliver(job["callback_url"], jobs.statuses(engine(), settings(), [job])[0],
+                             settings().webhook_signing_secret,
                              settings().webhook_timeout_seconds,
                              allow_private=bool(settings().webhook_allow_private_addresses))
         except webhooks.DeliveryError as exc:

@@ -4,7 +4,8 @@ Public API (tests use it to compute what the emulator must serve):
 
 * `normalize_username(raw)`: "@Nike " / "https://instagram.com/nike/" -> "nike".
 * `follower_count(username) -> int`: followers an actor can list for the account. Most accounts have
-  thousands to millions, some only a few dozen. A username starting with `empty` or `private` has 0.
+  thousands to millions, some only a few dozen. A username starting with `empty`, `private` or `missing` has 0
+  (the actors say why for the last two, see server.py).
 * `followers(username, limit, start=0) -> list[Follower]`: followers number start .. start+limit-1,
   always in the same order; never more than `follower_count(username) - start`.
 
@@ -29,6 +30,8 @@ from typing import NamedTuple
 from . import names
 from .names import Culture
 
+# Accounts with nothing to list: empty ones, private ones and ones that do not exist.
+NO_FOLLOWERS = ("empty", "private", "missing")
 POOL_SIZE = 1009  # prime, so every multiplier 1..POOL_SIZE-1 walks the whole pool
 POOL_STRIDE = 7
 DEFAULT_AVATAR = ("https://scontent.cdninstagram.com/v/t51.2885-19/"
@@ -297,7 +300,7 @@ _TIER_SHARES = (8, 58, 93)
 def _account(username: str) -> _Account:
     dice = _Dice(f"{username}\x00account")
     offset, step, start = dice.below(POOL_STRIDE), dice.below(POOL_SIZE - 1) + 1, dice.below(POOL_SIZE)
-    if username.startswith(("empty", "private")):
+    if username.startswith(NO_FOLLOWERS):
         return _Account(0, offset, step, start)
     tier = bisect.bisect_right(_TIER_SHARES, dice.below(100))
     low, high = _TIERS[tier]

@@ -42,16 +42,26 @@ input username in order, its first min(limit, follower_count) followers (`follow
 truncated at `maxItems` and at what `maxTotalChargeUsd` affords. Cost: `usageTotalUsd` = start fee +
 price per item x items, `chargedEventCounts` = {"apify-actor-start": 1, "apify-default-dataset-item": n}.
 
-Actor profiles (input keys -> item fields):
+Actor profiles (input keys -> item fields), as the real actors answer:
   datadoping/instagram-followers-scraper   {"usernames", "max_count"} -> id, username, full_name,
-      is_private, is_verified, profile_pic_url, source_username
+      is_private, is_verified, profile_pic_url: NOTHING names the input account
   scraping_solutions/instagram-scraper-followers-following-no-cookies
-      {"Account", "resultsLimit", "dataToScrape": "Followers"} -> id, username, full_name, is_private,
-      is_verified, profile_pic_url, username_scrape, type ("Followers")
-  apify/instagram-followers-following-scraper   {"usernames", "resultsLimit"} -> user_id, username,
-      full_name, type ("FOLLOWER"), source_username, is_verified, is_private, profile_pic_url
+      {"Account", "resultsLimit", "dataToScrape": "Followers", "continuationToken"} -> id, username,
+      full_name, is_private, is_verified, profile_pic_url, username_scrape, type ("Followers"); at most
+      1,000 followers per account per run, the OUTPUT record holding `continuations: [{account,
+      dataToScrape, hasNextPage, nextContinuationToken}]`
+  apify/instagram-followers-following-scraper   {"usernames", "resultsLimit", "dataToScrape": "followers"}
+      -> userId, username, fullName, type ("FOLLOWER"), sourceUsername, isVerified, isPrivate,
+      profilePicUrl; error rows {"error": "private_account" | "not_found", "sourceUsername"}
+  thenetaji/instagram-followers-followings-scraper   {"username", "type": "followers", "maxItem",
+      "resumeCursor"} -> id, username, full_name, ..., source_username; a cursor-only row
+      {source_username, resumeCursor} where a list was cut (and OUTPUT {resumeCursor} for one account)
   memo23/instagram-followers-scraper   {"usernames", "maxItems"} -> sourceUsername, user: {pk, username,
       fullName, isPrivate, isVerified, profilePicUrl}     (ids are numeric strings everywhere)
+  Accounts named private* or missing* have no followers to list (the apify actor says why in an
+  error row); `resultsLimit`/`maxItem` count a whole list, so a continued run goes on to it. A fault
+  rule {"route": "start_run", "quota": true} makes a run SUCCEED with 0 items and an OUTPUT record
+  {"success": false, "status": "DAILY_LIMIT_REACHED"}, as an exhausted actor quota does.
 
 Control API (no auth, JSON in and out):
   POST /_emulator/reset    clear faults, counters and runs; restore the start-up settings.
@@ -66,6 +76,7 @@ Control API (no auth, JSON in and out):
          "status": 429, "type": "rate-limit-exceeded", "message": "...",   # an HTTP error reply, or
          "run_status": "FAILED"|"TIMED-OUT"|"ABORTED",  # start_run only: the run ends so, dataset empty
          "items_limit": N,                              # start_run only: dataset cut at N items
+         "quota": true,                                 # start_run only: SUCCEEDED, 0 items, OUTPUT says why
          "times": 2 (null: forever), "skip": 0 (let the first N matching requests through),
          "probability": 1.0 (seeded RNG),
          "when_input_contains": "nike"}                 # start_run only: substring of the raw input
@@ -136,6 +147,11 @@ class ActorProfile:
     limit_key: str
     item: Callable[[Follower, str], dict]
     fixed_input: tuple[tuple[str, str], ...] = ()  # (key, required value) when the key is present
+    # What the actor writes for a private or missing account (None: nothing at all).
+    error_item: Callable[[str, str], dict] | None = None
+    run_cap: int | None = None  # followers per account per run, continued by a token in OUTPUT
+    continuation_key: str | None = None  # input key taking that token (or a resume cursor)
+    cursor_item: Callable[[str, str], dict] | None = None  # a cursor-only row where a list was cut
 
     @property
     def act_id(self) -> str:
@@ -149,16 +165,31 @@ def _flat_item(f: Follower, source_key: str, source: str) -> dict:
             "is_verified": f.is_verified, "profile_pic_url": f.profile_pic_url, source_key: source}
 
 
+def _plain_item(f: Follower, _source: str) -> dict:
+    """The default actor's row: nothing says whose follower it is."""
+    return {"id": f.id, "username": f.username, "full_name": f.full_name, "is_private": f.is_private,
+            "is_verified": f.is_verified, "profile_pic_url": f.profile_pic_url}
+
+
+def _apify_error(username: str, kind: str) -> dict:
+    return {"error": "private_account" if kind == "private" else "not_found", "sourceUsername": username,
+            "errorDescription": "The profile is private" if kind == "private" else "The profile does not exist"}
+
+
 PROFILES = {profile.actor_id: profile for profile in (
-    ActorProfile("datadoping/instagram-followers-scraper", "usernames", "max_count",
-                 lambda f, source: _flat_item(f, "source_username", source)),
+    ActorProfile("datadoping/instagram-followers-scraper", "usernames", "max_count", _plain_item),
     ActorProfile("scraping_solutions/instagram-scraper-followers-following-no-cookies", "Account", "resultsLimit",
                  lambda f, source: {**_flat_item(f, "username_scrape", source), "type": "Followers"},
-                 fixed_input=(("dataToScrape", "Followers"),)),
+                 fixed_input=(("dataToScrape", "Followers"),), run_cap=1000, continuation_key="continuationToken"),
     ActorProfile("apify/instagram-followers-following-scraper", "usernames", "resultsLimit",
-                 lambda f, source: {"user_id": f.id, "username": f.username, "full_name": f.full_name,
-                                    "type": "FOLLOWER", "source_username": source, "is_verified": f.is_verified,
-                                    "is_private": f.is_private, "profile_pic_url": f.profile_pic_url}),
+                 lambda f, source: {"userId": f.id, "username": f.username, "fullName": f.full_name,
+                                    "type": "FOLLOWER", "sourceUsername": source, "isVerified": f.is_verified,
+                                    "isPrivate": f.is_private, "profilePicUrl": f.profile_pic_url},
+                 fixed_input=(("dataToScrape", "followers"),), error_item=_apify_error),
+    ActorProfile("thenetaji/instagram-followers-followings-scraper", "username", "maxItem",
+                 lambda f, source: {**_flat_item(f, "source_username", source), "enriched": False},
+                 fixed_input=(("type", "followers"),), continuation_key="resumeCursor",
+                 cursor_item=lambda source, cursor: {"source_username": source, "resumeCursor": cursor}),
     ActorProfile("memo23/instagram-followers-scraper", "usernames", "maxItems",
                  lambda f, source: {"sourceUsername": source, "user": {
                      "pk": f.id, "username": f.username, "fullName": f.full_name, "isPrivate": f.is_private,
@@ -227,7 +258,7 @@ class Settings:
 
 
 API_ROUTES = ("start_run", "get_actor", "get_run", "abort_run", "run_log", "get_dataset", "dataset_items",
-              "list_runs", "account_limits")
+              "list_runs", "account_limits", "get_record")
 _DEFAULT_ERROR_TYPES = {400: "invalid-input", 401: "user-or-token-not-found", 402: "not-enough-usage-to-run-paid-actor",
                         403: "insufficient-permissions", 404: "record-not-found", 408: "run-timeout-exceeded",
                         429: "rate-limit-exceeded"}
@@ -241,6 +272,7 @@ class FaultRule:
     message: str | None = None
     run_status: str | None = None
     items_limit: int | None = None
+    quota: bool = False  # start_run only: the actor's allowance is spent (SUCCEEDED, 0 items, OUTPUT says)
     times: int | None = None
     skip: int = 0
     probability: float = 1.0
@@ -251,7 +283,7 @@ class FaultRule:
         if not isinstance(obj, dict) or set(obj) - {f.name for f in fields(cls)}:
             raise ApiError(400, "invalid-value", f"Not a fault rule: {obj!r}")
         rule = cls(**obj)
-        outcome = rule.run_status is not None or rule.items_limit is not None
+        outcome = rule.run_status is not None or rule.items_limit is not None or rule.quota
         if rule.route not in API_ROUTES + ("any",):
             raise ApiError(400, "invalid-value", f"Unknown route {rule.route!r}")
         if (rule.status is not None) == outcome:
@@ -300,6 +332,9 @@ class Run:
     input_len: int
     user_agent: str
     webhooks: list | None
+    starts: dict = field(default_factory=dict)  # {source: first follower position} for continued lists
+    specials: list = field(default_factory=list)  # error and cursor rows, after the followers
+    output: dict | None = None  # the OUTPUT record of the run's key-value store
     aborted: bool = False
     dataset_id: str = field(default_factory=new_id)
     kvs_id: str = field(default_factory=new_id)
@@ -308,6 +343,7 @@ class Run:
 
     def __post_init__(self):
         self.offsets = [0, *accumulate(count for _, count in self.segments)]
+        self.total += len(self.specials)
 
     def status(self, now: float) -> str:
         return self.final_status if now >= self.finish else "RUNNING"
@@ -331,7 +367,8 @@ class Run:
             source, count = self.segments[segment]
             first = start - self.offsets[segment]
             take = min(count - first, stop - start)
-            for position, follower in enumerate(followers(source, take, first), first):
+            begin = first + self.starts.get(source, 0)
+            for position, follower in enumerate(followers(source, take, begin), begin):
                 item = self.profile.item(follower, source)
                 if hidden:
                     item["#debug"] = {"intended_gender": follower.intended_gender, "culture": follower.culture,
@@ -339,18 +376,61 @@ class Run:
                 out.append(item)
             start += take
             segment += 1
+        base = self.offsets[-1]
+        out += [dict(row) for row in self.specials[max(0, start - base):max(0, stop - base)]]
         return out
 
 
-def plan_segments(usernames: list[str], limit: int, cap: int) -> tuple[list[tuple[str, int]], int]:
-    """Per-account counts (each account cut at `limit`, the whole at `cap`) and their sum."""
+def plan_segments(usernames: list[str], limit: int, cap: int, run_cap: int | None = None,
+                  starts: dict | None = None) -> tuple[list[tuple[str, int]], int]:
+    """Per-account counts (each account cut at `limit` in all, at `run_cap` in this run, the
+    whole at `cap`; a continued list from its start) and their sum."""
     segments, total = [], 0
     for username in usernames:
-        count = min(limit, follower_count(username), cap - total)
+        start = (starts or {}).get(username, 0)
+        count = min(limit - start, follower_count(username) - start, run_cap or NO_LIMIT, cap - total)
         if count > 0:
             segments.append((username, count))
             total += count
     return segments, total
+
+
+def _token(username: str, position: int) -> str:
+    return base64.urlsafe_b64encode(f"{username}:{position}".encode()).decode()
+
+
+def continued_from(profile: ActorProfile, run_input: dict, usernames: list[str]) -> dict:
+    """{username: position} where a continuation token in the input says a list goes on."""
+    raw = run_input.get(profile.continuation_key) if profile.continuation_key else None
+    if not raw:
+        return {}
+    try:
+        username, _, position = base64.urlsafe_b64decode(raw.encode()).decode().rpartition(":")
+        return {username: int(position)} if username in usernames else {}
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid-input", "Invalid input: the continuation token is not valid") from None
+
+
+def account_notes(profile: ActorProfile, usernames: list[str], limit: int, segments: list,
+                  starts: dict) -> tuple[list[dict], dict | None]:
+    """(error and cursor rows, the OUTPUT record) a run of these accounts leaves, as its actor does."""
+    delivered = dict(segments)
+    specials, continuations = [], []
+    for username in usernames:
+        kind = "private" if username.startswith("private") else "missing" if username.startswith("missing") else None
+        if kind and profile.error_item:
+            specials.append(profile.error_item(username, kind))
+        reached = starts.get(username, 0) + delivered.get(username, 0)
+        more = reached < min(limit, follower_count(username))
+        if more and profile.cursor_item:
+            specials.append(profile.cursor_item(username, _token(username, reached)))
+        if profile.run_cap:
+            continuations.append({"account": username, "dataToScrape": "Followers", "hasNextPage": more,
+                                  "nextContinuationToken": _token(username, reached) if more else None})
+    output = {"success": True, "continuations": continuations} if profile.run_cap else None
+    if profile.cursor_item and len(usernames) == 1 and specials and "resumeCursor" in specials[-1]:
+        output = {"resumeCursor": specials[-1]["resumeCursor"]}
+    return specials, output
 
 
 def usage_usd(run: Run, items: int, settings: Settings, now: float | None = None) -> float:
@@ -467,6 +547,12 @@ class EmulatorState:
         run = self.runs.get(run_id)
         if run is None:
             raise ApiError(404, "record-not-found", f"Actor run {run_id} was not found")
+        return run
+
+    def store(self, store_id: str) -> Run:
+        run = next((run for run in self.runs.values() if run.kvs_id == store_id), None)
+        if run is None:
+            raise ApiError(404, "record-not-found", f"Key-value store {store_id} was not found")
         return run
 
     def dataset(self, dataset_id: str) -> Run:
@@ -589,6 +675,8 @@ URLS = Map([
     Rule("/v2/actor-runs/<run_id>/log", methods=["GET"], endpoint="run_log"),
     Rule("/v2/actor-runs/<run_id>/dataset", methods=["GET"], endpoint="get_dataset"),
     Rule("/v2/actor-runs/<run_id>/dataset/items", methods=["GET"], endpoint="dataset_items"),
+    Rule("/v2/key-value-stores/<store_id>/records/<key>", methods=["GET"], endpoint="get_record"),
+    Rule("/v2/actor-runs/<run_id>/key-value-store/records/<key>", methods=["GET"], endpoint="get_record"),
     Rule("/v2/datasets/<dataset_id>", methods=["GET"], endpoint="get_dataset"),
     Rule("/v2/datasets/<dataset_id>/items", methods=["GET"], endpoint="dataset_items"),
     Rule("/_emulator/reset", methods=["POST"], endpoint="control_reset"),
@@ -647,7 +735,14 @@ class EmulatorApp:
             return self.get_actor(args["actor_id"])
         if endpoint in ("list_runs", "account_limits"):
             return getattr(self, endpoint)(request, args)
-        run = self.state.run(args["run_id"]) if "run_id" in args else self.state.dataset(args["dataset_id"])
+        if "run_id" in args:
+            run = self.state.run(args["run_id"])
+        elif "store_id" in args:
+            run = self.state.store(args["store_id"])
+        else:
+            run = self.state.dataset(args["dataset_id"])
+        if endpoint == "get_record":
+            return self.get_record(run, args["key"])
         return getattr(self, endpoint)(request, run)
 
     # ----- API handlers
@@ -672,14 +767,18 @@ class EmulatorApp:
             cap = min(cap, outcome.items_limit)
         if outcome and outcome.run_status:
             cap = 0
-        segments, total = plan_segments(usernames, limit, cap)
+        quota = bool(outcome and outcome.quota)
+        starts = continued_from(profile, run_input, usernames)
+        segments, total = plan_segments(usernames, limit, 0 if quota else cap, profile.run_cap, starts)
         start = time.time()
         scrape_s = settings.run_duration_s + settings.run_seconds_per_item * total
         finish, final_status = start + scrape_s, (outcome.run_status if outcome and outcome.run_status else "SUCCEEDED")
         if options["timeoutSecs"] and options["timeoutSecs"] < scrape_s:
             finish, final_status = start + options["timeoutSecs"], "TIMED-OUT"
+        specials, output = ([], {"success": False, "status": "DAILY_LIMIT_REACHED"}) if quota else \
+            account_notes(profile, usernames, limit, segments, starts)
         run = Run(new_id(), profile, usernames, segments, total, options, start, scrape_s, finish, final_status,
-                  len(body), request.headers.get("User-Agent", ""), webhooks)
+                  len(body), request.headers.get("User-Agent", ""), webhooks, starts, specials, output)
         self.state.add_run(run)
         wait = number_arg(request, "waitForFinish", float)
         if wait:
@@ -749,6 +848,11 @@ class EmulatorApp:
         if run.status(now) in TERMINAL:
             lines.append(f"{iso(run.finish)} Finished with status {run.status(now)}: {run.item_count(now)} items")
         return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+    def get_record(self, run: Run, key: str) -> Response:
+        if key != "OUTPUT" or run.output is None or run.status(time.time()) not in TERMINAL:
+            raise ApiError(404, "record-not-found", f"Record {key} was not found")
+        return json_response(run.output)
 
     def get_dataset(self, request: Request, run: Run) -> Response:
         now = time.time()

@@ -26,6 +26,10 @@ from utils.gender import detect_genders
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ["CELERY_QUEUE"] = QUEUE  # every app and worker of this session on its own queue
+# An actor that names each row's input account, so a batch is BATCH_SIZE accounts in one run;
+# tests/test_actors.py runs every supported actor, the default one included.
+SESSION_ACTOR = "apify/instagram-followers-following-scraper"
+os.environ["APIFY_ACTOR_ID"] = SESSION_ACTOR
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
@@ -95,7 +99,7 @@ def service_settings(postgres_url, redis_url, emulator_process, metrics_dir, web
 @pytest.fixture(scope="session")
 def app(postgres_url, redis_url):
     application = create_app({"database_url": postgres_url, "redis_url": redis_url,
-                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
+                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute",
                               "webhook_signing_secret": WEBHOOK_SECRET, "webhook_allow_private_addresses": 1})
     store.migrate(application.extensions["engine"])
     return application

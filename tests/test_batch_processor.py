@@ -18,10 +18,10 @@ def _claim(engine, gender="any", min_confidence=0.0, accounts=("nike", "adidas")
 
 def process_chunk(engine, job, followers, tally):
     """What a store task does with one page: classify it, write what it keeps, add up its tally."""
-    rows, counted = classify(followers, job["target_gender"], job["min_confidence"])
+    chunk = classify(followers, job["target_gender"], job["min_confidence"])
     for name in ("scraped", "male", "female", "unknown"):
-        setattr(tally, name, getattr(tally, name) + getattr(counted, name))
-    return write_profiles(engine, job["job_id"], rows)
+        setattr(tally, name, getattr(tally, name) + getattr(chunk.tally, name))
+    return write_profiles(engine, job["job_id"], chunk.rows)
 
 
 def _follower(pid, name, source, username=None):

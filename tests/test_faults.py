@@ -71,7 +71,7 @@ def fault_db():
 
 def _fault_app(database_url, redis_url):
     app = create_app({"database_url": database_url, "redis_url": redis_url,
-                      "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
+                      "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute"})
     store.migrate(app.extensions["engine"])
     return app
 

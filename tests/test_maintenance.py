@@ -88,7 +88,7 @@ def test_the_poller_finds_ended_runs_with_bounded_calls(idle, settings, emulator
     runs = []
     for _ in range(4):
         claim, _ = store.batches.claim_start(idle, settings)
-        run_id = scraper.start_run(claim.accounts, 10)
+        run_id = scraper.start_run({"usernames": claim.accounts, "max_count": 10}, 10)
         store.batches.record_run(idle, claim, run_id, "t")
         runs.append((claim.batch_index, run_id))
     for _, run_id in runs[:2]:  # two runs end

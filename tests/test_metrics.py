@@ -17,7 +17,7 @@ from utils.config import Settings
 def metrics_app(postgres_url, redis_url, metrics_dir, app):
     """The app as gunicorn runs it with PROMETHEUS_MULTIPROC_DIR: it reads the workers' files."""
     return create_app({"database_url": postgres_url, "redis_url": redis_url, "prometheus_multiproc_dir": metrics_dir,
-                       "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute"})
+                       "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute"})
 
 
 def scrape(app):

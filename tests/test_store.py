@@ -7,7 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from utils import store
+from utils.batch_processor import Chunk
 from utils.config import Settings
+from utils.store.batches import Tally
 
 
 def _job(engine, accounts=("a", "b", "c"), batch_size=2, gender="any", api_key_id=None):
@@ -147,8 +149,8 @@ def test_a_store_tallies_each_chunk_and_the_last_batch_completes_the_job_once(id
     first = _finished(idle, job_id, "R1")
     row = {"profile_id": "p1", "username": "p1", "full_name": "", "gender": "male", "gender_confidence": 0.9,
            "is_private": None, "is_verified": None, "profile_pic_url": None, "sources": ["a"]}
-    assert store.batches.store_chunk(idle, first, [row], store.batches.Tally(3, 1, 1, 1), 3, 60) == 1
-    assert store.batches.store_chunk(idle, first, [row], store.batches.Tally(1, 1, 0, 0), 4, 60) == 0
+    assert store.batches.store_chunk(idle, first, Chunk([row], Tally(3, 1, 1, 1)), 3, 60) == 1
+    assert store.batches.store_chunk(idle, first, Chunk([row], Tally(1, 1, 0, 0)), 4, 60) == 0
     assert store.batches.end_batch(idle, first, run_cost_usd=0.5) == "processing"
     assert store.batches.end_batch(idle, first) is None, "a duplicate delivery"
     second = _finished(idle, job_id, "R2")
@@ -165,7 +167,7 @@ def test_a_fenced_store_writes_nothing(idle):
     store.batches.release_store(idle, old)
     new, _ = store.batches.claim_store(idle, job_id, old.batch_index, 60)
     with pytest.raises(store.batches.LeaseLost):
-        store.batches.store_chunk(idle, old, [], store.batches.Tally(5), 5, 60)
+        store.batches.store_chunk(idle, old, Chunk([], Tally(5)), 5, 60)
     assert new.items_read == 0 and store.batches.end_batch(idle, old) is None
 
 

@@ -1,28 +1,59 @@
-"""Classify a chunk of followers: infer each one's gender, count them, keep the target gender.
+"""Classify a page of an actor's dataset: read its rows through the actor's adapter, infer each
+follower's gender, count them by batch and by input account, keep the target gender.
 
-The kept rows are what `store.batches.store_chunk` writes (idempotently, with the chunk's
-tally, in one transaction); a chunk is at most WRITE_CHUNK_SIZE (1000) followers.
+The resulting `Chunk` is what `store.batches.store_chunk` writes (idempotently, in one
+transaction); a page is at most WRITE_CHUNK_SIZE (1000) items.
 """
+from dataclasses import dataclass, field
+
+from utils.actors import CursorRow, ErrorRow
 from utils.gender import detect_genders
+from utils.scraper import Follower
 from utils.store.batches import Tally
 
 
+@dataclass
+class Chunk:
+    rows: list = field(default_factory=list)  # kept profiles, one per profile, with their source accounts
+    tally: Tally = field(default_factory=Tally)
+    by_account: dict = field(default_factory=dict)  # {account: Tally}
+    errors: list = field(default_factory=list)  # ErrorRow
+    cursors: dict = field(default_factory=dict)  # {account: the last cursor the actor emitted}
+
+
+def classify_items(adapter, items, accounts, target_gender, min_confidence):
+    """A `Chunk` from raw dataset items."""
+    read = [row for item in items for row in adapter.read(item, accounts)]
+    chunk = classify([row for row in read if isinstance(row, Follower)], target_gender, min_confidence)
+    chunk.errors = [row for row in read if isinstance(row, ErrorRow) and row.account]
+    chunk.cursors = {row.account: row.cursor for row in read if isinstance(row, CursorRow) and row.account}
+    return chunk
+
+
 def classify(followers, target_gender, min_confidence):
-    """(rows to keep, one per profile with its source accounts, the chunk's `Tally`)."""
+    """A `Chunk` from followers: every one counted, the target gender kept."""
     guesses = detect_genders((f.full_name, f.username) for f in followers)
-    kept, tally = {}, Tally()
+    chunk, kept = Chunk(), {}
     for follower, guess in zip(followers, guesses):
         gender = guess.gender if guess.confidence >= min_confidence else "unknown"
-        tally.scraped += 1
-        setattr(tally, gender, getattr(tally, gender) + 1)
-        if target_gender not in ("any", gender):
+        keep = target_gender in ("any", gender)
+        for tally in (chunk.tally, *_account_tally(chunk, follower.source)):
+            tally.scraped += 1
+            setattr(tally, gender, getattr(tally, gender) + 1)
+            tally.kept += keep
+        if not keep:
             continue
         row = kept.get(follower.profile_id)
         if row is None:
             kept[follower.profile_id] = row = _row(follower, gender, guess.confidence)
         if follower.source and follower.source not in row["sources"]:
             row["sources"].append(follower.source)
-    return list(kept.values()), tally
+    chunk.rows = list(kept.values())
+    return chunk
+
+
+def _account_tally(chunk, source):
+    return (chunk.by_account.setdefault(source, Tally()),) if source else ()
 
 
 def _row(follower, gender, confidence):

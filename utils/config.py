@@ -117,6 +117,9 @@ class Settings:
     results_ttl_days: float = setting(30, minimum=0)
     rate_limit_create: str = "60/minute"
     rate_limit_read: str = "1200/minute"
+    rate_limit_unauthenticated: str = "30/minute"  # requests without a valid key, per client address
+    # Proxies in front of the web process whose X-Forwarded-For is trusted (Heroku's router: 1).
+    proxy_hops: int = setting(0, minimum=0, maximum=5)
 
     sentry_dsn: str = ""
     # A directory shared by one host's web and worker processes for prometheus-client's
@@ -140,6 +143,9 @@ class Settings:
     sse_poll_seconds: float = setting(1.0, minimum=0.05)
     sse_heartbeat_seconds: float = setting(15.0, minimum=1)
     sse_max_seconds: int = setting(600, minimum=1)
+    # Open streams per web process (each holds a thread: keep it below WEB_THREADS), and per key.
+    sse_max_streams_per_process: int = setting(4, minimum=1)
+    sse_max_streams_per_key: int = setting(2, minimum=1)
 
     @classmethod
     def from_env(cls, load_dotenv_file=True):
@@ -180,7 +186,7 @@ class Settings:
             raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be an existing directory (create it before starting)")
         if self.database_url and not self.database_url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
-        for name in ("rate_limit_create", "rate_limit_read"):
+        for name in ("rate_limit_create", "rate_limit_read", "rate_limit_unauthenticated"):
             try:
                 parse_many(getattr(self, name))
             except ValueError:

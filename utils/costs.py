@@ -15,10 +15,10 @@ def per_account_limit(total_scrape_count, accounts):
     return math.ceil(total_scrape_count / accounts)
 
 
-def estimate(accounts, total_scrape_count, max_cost_usd, settings):
+def estimate(accounts, total_scrape_count, max_cost_usd, settings, batch_size):
     limit = per_account_limit(total_scrape_count, accounts)
-    full, rest = divmod(accounts, settings.batch_size)
-    batch_sizes = [(settings.batch_size, full)] + ([(rest, 1)] if rest else [])
+    full, rest = divmod(accounts, batch_size)
+    batch_sizes = [(batch_size, full)] + ([(rest, 1)] if rest else [])
     batches = full + bool(rest)
     share = None if max_cost_usd is None else max_cost_usd / batches
     followers, cost = 0, 0.0

@@ -23,11 +23,12 @@ FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 _FORMULA = re.compile(r"[\t\r\n]|[\s\u200b-\u200d\u2060\ufeff]*[=+\-@|%]")
 
 
-def profiles(engine, job_id, page_size=EXPORT_PAGE_SIZE):
-    """Yield the job's profiles a page (a list) at a time, in the order they were stored."""
+def profiles(engine, job_id, page_size=EXPORT_PAGE_SIZE, source=None):
+    """Yield the job's profiles (those found under input account `source`, if given) a page (a
+    list) at a time, in the order they were stored."""
     after_id = None
     while True:
-        page, next_cursor = results.result_page(engine, job_id, page_size, after_id=after_id)
+        page, next_cursor = results.result_page(engine, job_id, page_size, after_id=after_id, source=source)
         if page:
             yield page
         if next_cursor is None:
@@ -35,14 +36,14 @@ def profiles(engine, job_id, page_size=EXPORT_PAGE_SIZE):
         after_id = results.decode_cursor(next_cursor)
 
 
-def stream(engine, job_id, fmt):
+def stream(engine, job_id, fmt, source=None):
     """Yield the export of `fmt` ("csv" or "ndjson") as text chunks, one per page."""
     if fmt == "csv":
         yield _csv_lines([results.RESULT_COLUMNS])
-        for page in profiles(engine, job_id):
+        for page in profiles(engine, job_id, source=source):
             yield _csv_lines(_csv_row(profile) for profile in page)
     else:
-        for page in profiles(engine, job_id):
+        for page in profiles(engine, job_id, source=source):
             yield "".join(json.dumps(profile, ensure_ascii=False) + "\n" for profile in page)
 
 

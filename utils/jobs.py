@@ -11,12 +11,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from celery_config import notify_job_end, request_abort, request_starts
-from utils import costs, store, webhooks
+from utils import actors, costs, store, webhooks
 from utils.gender import DEFAULT_MIN_CONFIDENCE
 from utils.schemas import status_body
 from utils.store.schema import ACTIVE_JOB_STATUSES, JobStatus
 
 USERNAME = re.compile(r"[a-z0-9._]{1,30}")
+MAX_ECHOED = 50  # bad usernames named in an error (each cut to 64 characters)
 TargetGender = Literal["male", "female", "any"]
 
 
@@ -63,7 +64,10 @@ class QueueUnavailable(JobError):
 
 
 def parse_spec(body, settings):
-    """Validate and normalise a job request (a dict shaped like the POST body)."""
+    """Validate and normalise a job request (a dict shaped like the POST body). The account
+    count is checked first, so an oversized list costs no validation work."""
+    if isinstance(body, dict) and isinstance(body.get("accounts"), list) and len(body["accounts"]) > settings.max_accounts:
+        raise InvalidJob("too_many_accounts", f"At most {settings.max_accounts} accounts per job.")
     try:
         spec = ScrapeRequest.model_validate(body)
     except ValidationError as exc:
@@ -115,7 +119,7 @@ def _normalise_accounts(raw):
         raise InvalidJob(
             "invalid_usernames",
             f"{len(invalid)} account(s) are not valid Instagram usernames (1-30 letters, digits, '.' or '_').",
-            [{"field": "accounts", "value": name} for name in invalid[:1000]],
+            [{"field": "accounts", "value": name[:64]} for name in invalid[:MAX_ECHOED]],
         )
     return list(accounts)
 
@@ -131,7 +135,7 @@ def submit(engine, celery, settings, spec, api_key_id):
         engine, api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
         min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
         total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
-        batch_size=settings.batch_size, max_cost_usd=spec.maxCostUsd,
+        batch_size=batch_size(settings), max_cost_usd=spec.maxCostUsd,
         callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
     )
     try:
@@ -141,6 +145,12 @@ def submit(engine, celery, settings, spec, api_key_id):
         raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
     return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
             "per_account_limit": per_account_limit}
+
+
+def batch_size(settings):
+    """Accounts per batch (one Apify run): BATCH_SIZE, or 1 for an actor whose rows do not say
+    whose follower they are, so that every follower's source account is exact."""
+    return actors.adapter_for(settings).accounts_per_run or settings.batch_size
 
 
 def find(engine, job_id, api_key_id):
@@ -153,10 +163,12 @@ def find(engine, job_id, api_key_id):
 
 def statuses(engine, settings, found):
     """The status bodies of job rows, with their batches by status and the account's state."""
-    counts = store.batches.batch_counts(engine, [job["job_id"] for job in found])
+    job_ids = [job["job_id"] for job in found]
+    counts = store.batches.batch_counts(engine, job_ids)
+    by_account = store.accounts.counts_by_status(engine, job_ids)
     waiting = any(c.get(store.schema.BatchStatus.QUEUED) for c in counts.values())
     full = waiting and store.capacity.snapshot(engine, settings).free == 0
-    return [status_body(job, counts.get(job["job_id"]), full) for job in found]
+    return [status_body(job, counts.get(job["job_id"]), full, by_account.get(job["job_id"])) for job in found]
 
 
 def cancel(engine, celery, job_id, api_key_id, on_queue_error):

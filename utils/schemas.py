@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from utils.store.schema import BatchStatus as Batch, JobStatus as Status
+from utils.store.schema import AccountStatus as AccountState, BatchStatus as Batch, JobStatus as Status
 
 # Inlined as an enum of strings in the OpenAPI document (one source: the store's JobStatus enum).
 JobState = Literal[tuple(Status)]
@@ -57,6 +57,10 @@ class JobStatus(BaseModel):
     batches_waiting: int = Field(description="Batches not started yet")
     batches_running: int = Field(description="Batches whose Apify run is starting or running")
     batches_storing: int = Field(description="Batches whose run ended, being stored")
+    accounts_by_status: dict[str, int] = Field(
+        description="Input accounts by how their lists ended: pending, complete, short (fewer than asked, no "
+                    "more), capped (the actor's per-run cap), private, not_found, quota (an allowance ran out), "
+                    "failed; GET /api/jobs/<id>/accounts pages through them")
     waiting_for_capacity: bool = Field(
         description="Batches wait because the Apify account runs as many runs as it admits (not a stall)")
     gender_breakdown: GenderBreakdown
@@ -100,6 +104,36 @@ class ResultsPage(BaseModel):
     status: JobState
 
 
+class AccountResult(BaseModel):
+    account: str
+    status: Literal[tuple(AccountState)] = Field(description="How the account's list ended (see JobStatus)")
+    reason: str | None = Field(description="What the actor or Apify said, when the list did not complete")
+    requested: int
+    scraped: int
+    kept: int = Field(description="Followers of the target gender found under this account")
+    gender_breakdown: GenderBreakdown = Field(description="Of everyone scraped under this account")
+
+
+class AccountsPage(BaseModel):
+    accounts: list[AccountResult] = Field(description="By account name")
+    limit: int
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last")
+
+
+class SharedFollowers(BaseModel):
+    a: str
+    b: str
+    shared: int
+
+
+class Overlap(BaseModel):
+    """`GET /api/jobs/<id>/overlap`, over the job's kept followers."""
+
+    accounts: list[str] = Field(description="The job's largest accounts, most followers scraped first")
+    shared: list[SharedFollowers] = Field(description="Each pair, with the kept followers found under both")
+    unique: dict[str, int] = Field(description="Per account, kept followers found under no other input account")
+
+
 class JobCancelled(BaseModel):
     job_id: str
     status: Literal[Status.CANCELLED.value]
@@ -123,9 +157,9 @@ def iso(value):
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def status_body(job, batch_counts=None, account_full=False):
-    """A job row as the API shows it, with its batches by status (`store.batches.batch_counts`)
-    and whether the Apify account is full now."""
+def status_body(job, batch_counts=None, account_full=False, accounts_by_status=None):
+    """A job row as the API shows it, with its batches by status (`store.batches.batch_counts`),
+    whether the Apify account is full now, and its input accounts by how their lists ended."""
     done = job["batches_done"]
     counts = batch_counts or {}
     waiting = counts.get(Batch.QUEUED, 0)
@@ -143,6 +177,7 @@ def status_body(job, batch_counts=None, account_full=False):
         "batches_running": counts.get(Batch.STARTING, 0) + counts.get(Batch.RUNNING, 0),
         "batches_storing": counts.get(Batch.FINISHED, 0) + counts.get(Batch.STORING, 0),
         "waiting_for_capacity": bool(waiting and account_full),
+        "accounts_by_status": {status.value: (accounts_by_status or {}).get(status, 0) for status in AccountState},
         "gender_breakdown": {"male": job["male_count"], "female": job["female_count"],
                              "unknown": job["unknown_count"]},
         "target_gender": job["target_gender"],

@@ -66,13 +66,15 @@ class RunState:
     status: str
     dataset_id: str
     usage_usd: float
+    store_id: str | None = None  # the run's default key-value store (its OUTPUT record)
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a dataset: its followers, the offset after it, and whether it was the last."""
+    """One page of a dataset: its items as the actor wrote them, the offset after it, and
+    whether it was the last."""
 
-    followers: list
+    items: list
     next_offset: int
     last: bool
 
@@ -108,7 +110,6 @@ class Scraper:
 
     def __init__(self, settings):
         self.actor_id = settings.apify_actor_id
-        self.input_template = settings.apify_input_template
         self.run_timeout = timedelta(seconds=settings.apify_run_timeout_seconds)
         self.memory_mbytes = settings.apify_memory_mbytes
         self.client = ApifyClient(
@@ -118,15 +119,16 @@ class Scraper:
             min_delay_between_retries=timedelta(milliseconds=settings.apify_http_retry_delay_ms),
         )
 
-    def start_run(self, accounts, per_account_limit, max_charge_usd=None, webhook=None):
-        """Start the actor on `accounts`, charging at most `max_charge_usd`, with an ad-hoc
-        webhook (url, headers) when the run ends; returns the run id."""
+    def start_run(self, run_input, max_items, max_charge_usd=None, webhook=None):
+        """Start the actor on `run_input` (see utils/actors.py), charging for at most `max_items`
+        results and `max_charge_usd`, with an ad-hoc webhook (url, headers) when the run ends;
+        returns the run id."""
         webhooks = webhook and [{"event_types": WEBHOOK_EVENTS, "request_url": webhook[0],
                                  "payload_template": WEBHOOK_PAYLOAD, "headers_template": json.dumps(webhook[1])}]
         with apify_errors("start_run"):
             run = self.client.actor(self.actor_id).start(
-                run_input=build_input(self.input_template, accounts, per_account_limit),
-                max_items=per_account_limit * len(accounts),
+                run_input=run_input,
+                max_items=max_items,
                 max_total_charge_usd=None if max_charge_usd is None else Decimal(str(round(max_charge_usd, 6))),
                 run_timeout=self.run_timeout,
                 memory_mbytes=self.memory_mbytes,
@@ -140,7 +142,8 @@ class Scraper:
             run = self.client.run(run_id).get()
         if run is None:
             return None
-        return RunState(run.status, run.default_dataset_id, float(run.usage_total_usd or 0))
+        return RunState(run.status, run.default_dataset_id, float(run.usage_total_usd or 0),
+                        run.default_key_value_store_id)
 
     def recent_runs(self, limit):
         """{run id: status} of the account's `limit` most recently started runs (one call)."""
@@ -162,14 +165,20 @@ class Scraper:
         with apify_errors("abort_run"):
             self.client.run(run_id).abort()
 
-    def read_page(self, dataset_id, offset, limit, accounts):
-        """The dataset's items from `offset` (counted in rows scanned, as Apify pages), as
-        normalised `Follower`s, rows without an identity dropped."""
+    def read_page(self, dataset_id, offset, limit):
+        """The dataset's items from `offset` (counted in rows scanned, as Apify pages)."""
         with apify_errors("dataset_items"):
             page = self.client.dataset(dataset_id).list_items(offset=offset, limit=limit, clean=True)
         scanned = max(page.count, len(page.items))
-        followers = [f for f in (normalise(item, accounts) for item in page.items) if f is not None]
-        return Page(followers, offset + scanned, scanned == 0 or offset + scanned >= page.total)
+        return Page(page.items, offset + scanned, scanned == 0 or offset + scanned >= page.total)
+
+    def run_output(self, store_id):
+        """The value of the run's OUTPUT record (where some actors say how far they got), or None."""
+        if not store_id:
+            return None
+        with apify_errors("get_record"):
+            record = self.client.key_value_store(store_id).get_record("OUTPUT")
+        return record and record["value"]
 
 
 def build_input(template, accounts, limit):

@@ -5,6 +5,7 @@
     jobs       scrape_jobs: create, find (always within a tenant), list, stop, delete
     batches    scrape_batches: claims and leases, runs, budgets, ending a batch into its job
     results    scrape_results: the write path (COPY) and result pages
+    accounts   scrape_accounts: per input account, counts and how its list ended
     capacity   apify_capacity: the governor that keeps the Apify account at (not over) its limit
     callbacks  the job-end callback columns of scrape_jobs: who sends it, once
 
@@ -18,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from utils.store import batches, callbacks, capacity, cursors, jobs, keys, results, schema  # noqa: F401 (the API)
+from utils.store import (accounts, batches, callbacks, capacity, cursors, jobs, keys, results,  # noqa: F401
+                         schema)
 from utils.store.schema import utcnow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"

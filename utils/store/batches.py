@@ -18,7 +18,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from utils import metrics
-from utils.store import capacity, results
+from utils.store import accounts as store_accounts, capacity, results
 from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, MOVING, BatchStatus as B, JobStatus, batches, jobs,
                                 utcnow)
 
@@ -33,13 +33,14 @@ class Claim:
     batch_index: int
     attempt: int
     status: str
-    accounts: list
+    accounts: list  # of this run: a continuation run has one
     apify_run_id: str | None
     items_read: int
     failures: int
     target_gender: str
     min_confidence: float
     per_account_limit: int
+    continuation: str | None = None  # the token or cursor a continuation run starts from
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Tally:
     male: int = 0
     female: int = 0
     unknown: int = 0
+    kept: int = 0
 
 
 class LeaseLost(Exception):
@@ -85,18 +87,23 @@ def _claim(conn, where, status, lease_seconds):
         batches.update().where(where).where(_active_job()).values(
             status=status, attempts=b.attempts + 1, lease_expires_at=_lease(now, lease_seconds),
             started_at=sa.func.coalesce(b.started_at, now),
-        ).returning(b.job_id, b.batch_index, b.attempts, b.accounts, b.apify_run_id, b.items_read, b.failures)
+        ).returning(b.job_id, b.batch_index, b.attempts, b.run_accounts, b.apify_run_id, b.items_read, b.failures)
     ).first()
     if row is None:
         return None
+    if status == B.STARTING:
+        run_accounts, continuation = store_accounts.next_run(conn, row.job_id, row.batch_index)
+    else:
+        run_accounts, continuation = json.loads(row.run_accounts or "[]"), None
     job = conn.execute(
         jobs.update().where(jobs.c.job_id == row.job_id)
         .values(status=sa.case((jobs.c.status == JobStatus.QUEUED, JobStatus.PROCESSING), else_=jobs.c.status),
                 updated_at=now)
         .returning(jobs.c.target_gender, jobs.c.min_confidence, jobs.c.per_account_limit)
     ).first()
-    return Claim(row.job_id, row.batch_index, row.attempts, status, json.loads(row.accounts), row.apify_run_id,
-                 row.items_read, row.failures, job.target_gender, job.min_confidence, job.per_account_limit)
+    return Claim(row.job_id, row.batch_index, row.attempts, status, run_accounts, row.apify_run_id,
+                 row.items_read, row.failures, job.target_gender, job.min_confidence, job.per_account_limit,
+                 continuation)
 
 
 # -- starting a run ----------------------------------------------------------------------------
@@ -147,9 +154,11 @@ def record_run(engine, claim, run_id, webhook_token=None):
     longer ours or its job stopped meanwhile (the caller aborts the run)."""
     now = utcnow()
     with engine.begin() as conn:
+        store_accounts.start_run(conn, claim.job_id, claim.accounts)
         return bool(conn.execute(
             batches.update().where(_held(claim), _active_job(claim.job_id)).values(
                 status=B.RUNNING, apify_run_id=run_id, run_status=None, run_started_at=now, run_checked_at=now,
+                run_accounts=json.dumps(claim.accounts),
                 lease_expires_at=None, webhook_token_hash=webhook_token and hash_token(webhook_token),
             )
         ).rowcount)
@@ -159,11 +168,19 @@ def requeue(engine, claim, *, delay_seconds, error=None, failure=False, run_cost
     """Put the batch back in the queue for `delay_seconds` (a refused start, a fault, a failed
     run). A failed run is forgotten but stays paid for: its cost stays on the batch."""
     with engine.begin() as conn:
-        conn.execute(batches.update().where(_held(claim)).values(
+        _back_or_cancelled(conn, claim, batches.update().where(_held(claim), _active_job(claim.job_id)).values(
             status=B.QUEUED, lease_expires_at=None, not_before=_lease(utcnow(), delay_seconds),
             failures=b.failures + int(failure), error_message=error, apify_run_id=None, run_status=None,
-            webhook_token_hash=None, cost_usd=b.cost_usd + run_cost_usd,
+            webhook_token_hash=None, cost_usd=b.cost_usd + run_cost_usd, items_read=0,
         ))
+
+
+def _back_or_cancelled(conn, claim, hand_back):
+    """Hand a held batch back with `hand_back` (an UPDATE that requires an active job); when its
+    job stopped meanwhile, close the batch instead of leaving it waiting for nobody."""
+    if not conn.execute(hand_back).rowcount:
+        conn.execute(batches.update().where(_held(claim)).values(
+            status=B.CANCELLED, finished_at=utcnow(), lease_expires_at=None))
 
 
 def run_budget(engine, claim, min_run_usd):
@@ -249,10 +266,12 @@ def claim_store(engine, job_id, batch_index, lease_seconds):
     return claim, run_status
 
 
-def store_chunk(engine, claim, rows, tally, items_read, lease_seconds):
-    """Store one chunk of kept `rows` with the chunk's `tally` and the dataset offset reached,
-    renewing the lease, in one transaction; returns the number of new profiles. LeaseLost
-    (nothing written) when the batch is not ours any more."""
+def store_chunk(engine, claim, chunk, items_read, lease_seconds):
+    """Store one classified chunk (`batch_processor.Chunk`: kept rows, tallies by batch and by
+    account, error and cursor rows) with the dataset offset reached, renewing the lease, in one
+    transaction; returns the number of new profiles. LeaseLost (nothing written) when the batch
+    is not ours any more."""
+    tally = chunk.tally
     with engine.begin() as conn:
         held = conn.execute(batches.update().where(_held(claim), _active_job(claim.job_id)).values(
             lease_expires_at=_lease(utcnow(), lease_seconds), items_read=items_read,
@@ -261,16 +280,33 @@ def store_chunk(engine, claim, rows, tally, items_read, lease_seconds):
         )).rowcount
         if not held:
             raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
-        new = results.write_rows(conn, claim.job_id, rows)
+        new = results.write_rows(conn, claim.job_id, chunk.rows)
+        store_accounts.add_chunk(conn, claim.job_id, chunk.by_account, chunk.errors, chunk.cursors)
     metrics.profiles_kept(new)
     return new
+
+
+def close_run(engine, claim, **run):
+    """Say how the run's accounts ended (`store.accounts.close_run`); True when a list goes on
+    and the batch needs another run. LeaseLost when the batch is not ours any more."""
+    with engine.begin() as conn:
+        if not conn.execute(batches.update().where(_held(claim)).values(lease_expires_at=b.lease_expires_at)).rowcount:
+            raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
+        return store_accounts.close_run(conn, claim.job_id, claim.batch_index, claim.accounts, **run)
+
+
+def items_read(engine, claim):
+    """How many dataset items the batch's current run has delivered (its offset stored)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(b.items_read).where(b.job_id == claim.job_id,
+                                                          b.batch_index == claim.batch_index)).scalar()
 
 
 def release_store(engine, claim, error=None, failure=False):
     """Hand a half-stored batch back (storing -> finished) to be resumed from its offset; its
     run stays, already paid for. `failure` counts a fault towards the batch's retries."""
     with engine.begin() as conn:
-        conn.execute(batches.update().where(_held(claim)).values(
+        _back_or_cancelled(conn, claim, batches.update().where(_held(claim), _active_job(claim.job_id)).values(
             status=B.FINISHED, lease_expires_at=None, run_checked_at=utcnow(), failures=b.failures + int(failure),
             error_message=error))
 
@@ -278,7 +314,7 @@ def release_store(engine, claim, error=None, failure=False):
 def unfinish(engine, claim):
     """The run had not ended after all (an early or forged notice): back to running."""
     with engine.begin() as conn:
-        conn.execute(batches.update().where(_held(claim)).values(
+        _back_or_cancelled(conn, claim, batches.update().where(_held(claim), _active_job(claim.job_id)).values(
             status=B.RUNNING, lease_expires_at=None, run_status=None, run_checked_at=utcnow()))
 
 
@@ -308,6 +344,8 @@ def end_batch(engine, claim, error_message=None, run_cost_usd=0.0):
         ).first()
         if ended is None:
             return None
+        if failed:
+            store_accounts.fail_pending(conn, claim.job_id, claim.batch_index, error_message)
         metrics.batch_ended(failed, ended.profiles_scraped)
         j = jobs.c
         job = conn.execute(
@@ -317,15 +355,25 @@ def end_batch(engine, claim, error_message=None, run_cost_usd=0.0):
                 profiles_scraped=j.profiles_scraped + ended.profiles_scraped,
                 male_count=j.male_count + ended.male_count, female_count=j.female_count + ended.female_count,
                 unknown_count=j.unknown_count + ended.unknown_count, updated_at=now,
-            ).returning(j.status, j.batches_done, j.batches_failed, j.total_batches)
+            ).returning(j.status, j.batches_done, j.batches_failed, j.total_batches, j.profiles_scraped)
         ).first()
         if job.batches_done < job.total_batches or job.status not in ACTIVE_JOB_STATUSES:
             return job.status
         status = JobStatus.FAILED if job.batches_failed == job.total_batches else JobStatus.COMPLETED
         conn.execute(jobs.update().where(j.job_id == claim.job_id).values(
-            status=status, completed_at=now, error_message=error_message if status == JobStatus.FAILED else None,
+            status=status, completed_at=now, error_message=_ending_message(conn, claim.job_id, status, job,
+                                                                          error_message),
         ))
         return status
+
+
+def _ending_message(conn, job_id, status, job, error_message):
+    """Why a job ended as it did: a failed job's last error; a job that found nobody says why."""
+    if status == JobStatus.FAILED:
+        return error_message
+    if job.profiles_scraped == 0:
+        return f"No followers came back: {store_accounts.summary(conn, job_id) or 'every account was empty'}."
+    return None
 
 
 def lease_left(engine, job_id, batch_index):

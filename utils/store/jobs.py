@@ -9,9 +9,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from utils.store import cursors
+from utils.store import accounts as store_accounts, cursors
 from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, BatchStatus, JobStatus, batches, jobs, results,
                                 utcnow)
+from utils.store.schema import accounts as account_table
 
 
 class _AllKeys:
@@ -50,6 +51,7 @@ def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, t
             {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
             for index, chunk in enumerate(account_batches)
         ])
+        conn.execute(account_table.insert(), store_accounts.rows_for(job_id, account_batches, per_account_limit))
     return job_id, len(account_batches)
 
 
@@ -97,17 +99,13 @@ def decode_job_cursor(cursor):
 def delete_job(engine, job_id):
     """Delete the job, its batches and its results; returns the Apify runs still going."""
     with engine.begin() as conn:
-        running = _runs_going(conn, job_id)
-        for table in (results, batches, jobs):
-            conn.execute(table.delete().where(table.c.job_id == job_id))
-    return running
-
-
-def _runs_going(conn, job_id):
-    return conn.execute(
-        sa.select(batches.c.apify_run_id)
-        .where(batches.c.job_id == job_id, batches.c.status.in_(IN_FLIGHT), batches.c.apify_run_id.is_not(None))
-    ).scalars().all()
+        conn.execute(results.delete().where(results.c.job_id == job_id))
+        conn.execute(account_table.delete().where(account_table.c.job_id == job_id))
+        # What the DELETE itself removed: a run recorded meanwhile cannot slip between a look and the delete.
+        gone = conn.execute(batches.delete().where(batches.c.job_id == job_id)
+                            .returning(batches.c.status, batches.c.apify_run_id)).all()
+        conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
+    return [run_id for status, run_id in gone if status in IN_FLIGHT and run_id]
 
 
 def expired_job_ids(engine, older_than):
@@ -131,14 +129,16 @@ def stop_job(engine, job_id, status, message):
     """
     now = utcnow()
     with engine.begin() as conn:
-        # Batch rows before the job row: the lock order claims and end_batch use.
-        running = _runs_going(conn, job_id)
-        conn.execute(
-            batches.update()
-            .where(batches.c.job_id == job_id, batches.c.status.in_(_UNHELD),
-                   sa.exists().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
-            .values(status=BatchStatus.CANCELLED, finished_at=now)
-        )
+        # Batch rows before the job row: the lock order claims and end_batch use. The runs to
+        # abort are those this UPDATE cancelled, so a run recorded meanwhile is not missed.
+        unheld = sa.and_(batches.c.job_id == job_id,
+                         sa.exists().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
+        running = conn.execute(
+            batches.update().where(unheld, batches.c.status == BatchStatus.RUNNING)
+            .values(status=BatchStatus.CANCELLED, finished_at=now).returning(batches.c.apify_run_id)
+        ).scalars().all()
+        conn.execute(batches.update().where(unheld, batches.c.status.in_(_UNHELD))
+                     .values(status=BatchStatus.CANCELLED, finished_at=now))
         stopped = conn.execute(
             jobs.update()
             .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))

@@ -29,6 +29,13 @@ def revoke_api_key(engine, name):
         ).rowcount)
 
 
+def is_live(engine, key_id):
+    """Whether the key with this id is still live (not revoked)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.exists().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)))
+                            ).scalar()
+
+
 def api_key_id(engine, key):
     """The id of the live key `key`, or None."""
     with engine.connect() as conn:

@@ -127,8 +127,9 @@ def decode_cursor(cursor):
     return int(number)
 
 
-def result_page(engine, job_id, limit, *, after_id=None, offset=0):
-    """One page of a job's results in insertion order, by keyset (`after_id`) or by offset.
+def result_page(engine, job_id, limit, *, after_id=None, offset=0, source=None):
+    """One page of a job's results in insertion order, by keyset (`after_id`) or by offset;
+    with `source`, only the followers found under that input account.
 
     Returns (profiles, next_cursor); next_cursor is None on the last page.
     """
@@ -138,6 +139,8 @@ def result_page(engine, job_id, limit, *, after_id=None, offset=0):
         .order_by(results.c.job_id, results.c.id)
         .limit(limit + 1)
     )
+    if source is not None:
+        query = query.where(_listed.params(pattern=_contains_pattern(source)))
     if after_id is not None:
         query = query.where(results.c.id > after_id)
     elif offset:

@@ -37,6 +37,19 @@ class BatchStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class AccountStatus(enum.StrEnum):
+    """How an input account's list ended (`pending` while it is being scraped)."""
+
+    PENDING = "pending"
+    COMPLETE = "complete"  # as many followers as asked
+    SHORT = "short"  # fewer, and the actor says there are no more
+    CAPPED = "capped"  # the actor stopped at its per-run cap and cannot go on
+    PRIVATE = "private"
+    NOT_FOUND = "not_found"
+    QUOTA = "quota"  # the actor's or Apify's allowance ran out
+    FAILED = "failed"
+
+
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
 ENDED_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 # Batches holding one of the Apify account's runs: what the capacity governor counts.
@@ -140,6 +153,24 @@ batches = sa.Table(
     sa.Column("male_count", sa.Integer, nullable=False, default=0),
     sa.Column("female_count", sa.Integer, nullable=False, default=0),
     sa.Column("unknown_count", sa.Integer, nullable=False, default=0),
+    sa.Column("run_accounts", sa.Text),  # JSON list: the accounts of the current run
+)
+
+accounts = sa.Table(
+    "scrape_accounts", metadata,
+    sa.Column("job_id", sa.Uuid(as_uuid=False), sa.ForeignKey("scrape_jobs.job_id"), primary_key=True),
+    sa.Column("account", sa.Text, primary_key=True),
+    sa.Column("batch_index", sa.Integer, nullable=False),
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("scraped", sa.Integer, nullable=False, default=0),
+    sa.Column("kept", sa.Integer, nullable=False, default=0),
+    sa.Column("male_count", sa.Integer, nullable=False, default=0),
+    sa.Column("female_count", sa.Integer, nullable=False, default=0),
+    sa.Column("unknown_count", sa.Integer, nullable=False, default=0),
+    sa.Column("status", sa.Text, nullable=False, default=AccountStatus.PENDING),
+    sa.Column("reason", sa.Text),
+    sa.Column("continuation", sa.Text),  # the actor's token or cursor to go on from
+    sa.Column("runs", sa.Integer, nullable=False, default=0),
 )
 
 apify_capacity = sa.Table(
