@@ -143,14 +143,13 @@ def track_requests(app):
     app.extensions["request_metrics"] = registry
 
 
-def render(engine, celery, settings, requests=None):
+def render(engine, celery, settings, requests):
     """The exposition text for `/metrics`; `requests` is the web app's registry from `track_requests`."""
     registry = CollectorRegistry()
     if settings.prometheus_multiproc_dir:
         MultiProcessCollector(registry, path=settings.prometheus_multiproc_dir)
     else:
         registry.register(REGISTRY)
-        if requests is not None:
-            registry.register(requests)
+        registry.register(requests)
     registry.register(StateCollector(engine, celery, settings))
     return generate_latest(registry)
