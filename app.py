@@ -29,7 +29,7 @@ def create_app(config=None):
     app.extensions["engine"] = store.make_engine(settings, pool_size=5)
     app.extensions["celery"] = celery = make_celery(settings)
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
-    metrics.track_requests(app)  # before the limiter, so that its 429s are timed too
+    metrics.track_requests(app)
     limiter.init_app(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(apify_bp)

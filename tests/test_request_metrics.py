@@ -6,8 +6,11 @@ import sys
 import uuid
 from pathlib import Path
 
+from api_async import limiter
 from app import create_app
+from conftest import authorised_client
 from test_metrics import scrape, value
+from utils import store
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = "followsift_http_request_duration_seconds_count"
@@ -30,6 +33,17 @@ def test_requests_are_counted_by_url_rule_and_status(app, client):
     assert moved(method="GET", route="/api/jobs", status="401") == 1
     assert moved(method="GET", route="unmatched", status="404") == 1
     assert not any(job_id in str(labels) for _, labels in after), "a raw path became a label"
+
+
+def test_rate_limited_requests_are_timed_under_their_route(postgres_url, redis_url, app):
+    """A refusal of the rate limiter (which wraps the view) is a request of its route like any other."""
+    strict = create_app({"database_url": postgres_url, "redis_url": redis_url, "rate_limit_read": "1/hour"})
+    own = authorised_client(strict, store.keys.create_api_key(app.extensions["engine"], f"rl-{uuid.uuid4().hex[:8]}"))
+    try:
+        assert [own.get(f"/api/job-status/{uuid.uuid4()}").status_code for _ in range(2)] == [404, 429]
+    finally:
+        limiter.init_app(app)  # the limiter is one object per process: point it back at the session's app
+    assert value(scrape(strict), REQUESTS, method="GET", route=STATUS_ROUTE, status="429") == 1
 
 
 def test_requests_of_several_processes_add_up_in_multiprocess_mode(tmp_path, postgres_url, redis_url):
