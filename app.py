@@ -32,6 +32,7 @@ def create_app(config=None):
     app.extensions["engine"] = store.make_engine(settings, pool_size=5)
     app.extensions["celery"] = celery = make_celery(settings)
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
+    metrics.track_requests(app)
     limiter.init_app(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(apify_bp)
@@ -78,7 +79,7 @@ def readyz():
 def metrics_view():
     """Prometheus metrics; no key needed, so firewall it or protect it at the proxy."""
     body = metrics.render(current_app.extensions["engine"], current_app.extensions["celery"],
-                          current_app.config["SETTINGS"])
+                          current_app.config["SETTINGS"], current_app.extensions["request_metrics"])
     return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
 

@@ -37,6 +37,21 @@ def test_every_api_route_is_documented(app):
     assert served == documented
 
 
+def test_operation_ids_are_unique_camel_case_identifiers():
+    """Client generators name functions and types after them: `getJobStatus`, not a sentence."""
+    ids = [operation["operationId"] for item in api_docs.openapi_document()["paths"].values()
+           for operation in item.values()]
+    assert len(ids) == len(api_docs.OPERATIONS)
+    assert len(set(ids)) == len(ids), sorted(ids)
+    assert [i for i in ids if not re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", i)] == []
+
+
+def test_apify_webhook_is_kept_out_of_the_public_document(app):
+    """Apify calls it with a per-run token; no API client should, so no client gets a function for it."""
+    assert any(rule.rule.startswith("/apify/") for rule in app.url_map.iter_rules())
+    assert all(path.startswith("/api/") for path in api_docs.openapi_document()["paths"])
+
+
 def test_errors_share_the_envelope(app):
     operations = api_docs.openapi_document()["paths"]["/api/scrape-followers"]["post"]["responses"]
     for status in ("400", "401", "413", "415", "429", "503"):

@@ -9,6 +9,9 @@ Gunicorn and Celery run several processes. With `PROMETHEUS_MULTIPROC_DIR` set (
 shared by the web and worker processes of one host, emptied before they start),
 prometheus-client keeps each process's values in files there and `/metrics` adds them up.
 Unset, each process counts on its own and `/metrics` shows the web process's own registry.
+
+Requests are counted and timed by prometheus-flask-exporter (`track_requests`): by method,
+route (the URL rule, so one series per route, not per job id) and status.
 """
 import time
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_flask_exporter import PrometheusMetrics
 
 from utils.store import capacity
 from utils.store.schema import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus, batches, jobs
@@ -119,12 +123,33 @@ def _gauge(name, documentation, value):
     return gauge
 
 
-def render(engine, celery, settings):
-    """The exposition text for `/metrics`."""
+def route(request):
+    """The URL rule that answered (`/api/job-status/<job_id>`), `unmatched` for a 404 or 405 without one."""
+    return request.url_rule.rule if request.url_rule else "unmatched"
+
+
+def track_requests(app):
+    """Count and time `app`'s requests: `followsift_http_request_duration_seconds{method, route, status}`
+    (a histogram, whose `_count` is the request count) and `followsift_http_request_total{method, status}`.
+
+    Each app gets a registry of its own, kept in `app.extensions["request_metrics"]`, so that
+    several apps in one process (the tests) each count their own requests. With
+    PROMETHEUS_MULTIPROC_DIR in the environment, prometheus-client writes these values to that
+    directory whatever the registry, and `render` reads them back with the rest. The exporter
+    serves no endpoint of its own (`path=None`): `/metrics` is `render`.
+    """
+    registry = CollectorRegistry()
+    PrometheusMetrics(app, path=None, registry=registry, defaults_prefix="followsift", group_by=route)
+    app.extensions["request_metrics"] = registry
+
+
+def render(engine, celery, settings, requests):
+    """The exposition text for `/metrics`; `requests` is the web app's registry from `track_requests`."""
     registry = CollectorRegistry()
     if settings.prometheus_multiproc_dir:
         MultiProcessCollector(registry, path=settings.prometheus_multiproc_dir)
     else:
         registry.register(REGISTRY)
+        registry.register(requests)
     registry.register(StateCollector(engine, celery, settings))
     return generate_latest(registry)
