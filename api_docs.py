@@ -93,12 +93,12 @@ OPERATIONS = (
                   JOB_ID, _param("format", "query", {"enum": ["csv", "ndjson"], "default": "csv"}, "File format"),
                   _param("source", "query", {"type": "string"}, "Only the followers found under this input account")),
               errors=(400, 401, 404, 429)),
-    Operation("get", "/api/jobs/{job_id}/accounts", "A page of a job's input accounts and how each list ended",
-              schemas.AccountsPage, params=(
+    Operation("listJobAccounts", "get", "/api/jobs/{job_id}/accounts",
+              "A page of a job's input accounts and how each list ended", schemas.AccountsPage, params=(
                   JOB_ID, {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
                            "description": "Accounts per page"}, CURSOR), errors=(400, 401, 404, 429)),
-    Operation("get", "/api/jobs/{job_id}/overlap", "Followers shared between a job's largest accounts",
-              schemas.Overlap, params=(JOB_ID, _param("top", "query", {"type": "integer", "minimum": 2, "maximum": 10,
+    Operation("getJobOverlap", "get", "/api/jobs/{job_id}/overlap",
+              "Followers shared between a job's largest accounts", schemas.Overlap, params=(JOB_ID, _param("top", "query", {"type": "integer", "minimum": 2, "maximum": 10,
                                                                      "default": 10}, "How many accounts")),
               errors=(400, 401, 404, 429)),
     Operation("cancelJob", "post", "/api/jobs/{job_id}/cancel", "Cancel a job", schemas.JobCancelled,
