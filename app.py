@@ -2,8 +2,10 @@
 
 `gunicorn wsgi:app` serves the API; `flask --app app <command>` runs the commands in cli.py.
 """
+import hmac
+
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -77,10 +79,22 @@ def readyz():
 
 
 def metrics_view():
-    """Prometheus metrics; no key needed, so firewall it or protect it at the proxy."""
+    """Prometheus metrics, for `Authorization: Bearer <METRICS_TOKEN>`; without a token
+    configured, only for requests from this machine (a public web dyno's scrapers need one)."""
+    token = current_app.config["SETTINGS"].metrics_token
+    if not _metrics_allowed(token):
+        return _error(401, "unauthorized", "Send 'Authorization: Bearer <METRICS_TOKEN>' for the metrics.")
     body = metrics.render(current_app.extensions["engine"], current_app.extensions["celery"],
                           current_app.config["SETTINGS"], current_app.extensions["request_metrics"])
     return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}
+
+
+def _metrics_allowed(token):
+    if token:
+        sent = request.headers.get("Authorization", "").split()
+        return len(sent) == 2 and sent[0].lower() == "bearer" and hmac.compare_digest(sent[1], token)
+    local = request.remote_addr in ("127.0.0.1", "::1")
+    return local and "X-Forwarded-For" not in request.headers
 
 
 def _error(status, code, message, details=None):

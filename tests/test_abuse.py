@@ -140,3 +140,15 @@ def test_revoking_a_key_ends_its_streams(quiet_engine):
     assert next(stream).startswith("event: revoked")
     assert list(stream) == []
     store.jobs.cancel_job(quiet_engine, job_id)
+
+
+def test_metrics_need_their_token_or_this_machine(quiet_postgres_url, redis_url):
+    guarded = create_app({"database_url": quiet_postgres_url, "redis_url": redis_url, "metrics_token": "m-tok"})
+    client = guarded.test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer m-tok"}).status_code == 200
+    open_locally = create_app({"database_url": quiet_postgres_url, "redis_url": redis_url}).test_client()
+    assert open_locally.get("/metrics").status_code == 200
+    assert open_locally.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401
+    assert open_locally.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 401

@@ -125,6 +125,8 @@ class Settings:
     # A directory shared by one host's web and worker processes for prometheus-client's
     # multiprocess mode (utils/metrics.py); prometheus-client reads the variable itself too.
     prometheus_multiproc_dir: str = ""
+    # The bearer token /metrics wants; unset, /metrics answers only requests from this machine.
+    metrics_token: str = ""
 
     # Cost estimates and budgets: what Apify charges for the follower actor.
     apify_price_per_1000_usd: float = setting(0.70, minimum=0)
