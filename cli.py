@@ -2,6 +2,7 @@
 
     flask --app app migrate                     apply the SQL files in migrations/ not yet run
     flask --app app create-api-key NAME         print a new key (shown once); revoke-api-key NAME
+    flask --app app rotate-webhook-secret NAME  print a new callback signing secret for the key
     flask --app app tick                        one tick of the clock (it ticks every TICK_SECONDS)
     flask --app app purge                       delete jobs older than RESULTS_TTL_DAYS once
     flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
@@ -135,6 +136,17 @@ def create_api_key_command(name):
     click.echo(key)
 
 
+@click.command("rotate-webhook-secret")
+@with_appcontext
+@click.argument("name")
+def rotate_webhook_secret_command(name):
+    """Give the API key called NAME a new callback signing secret and print it (shown only this once)."""
+    secret = store.keys.rotate_webhook_secret(_engine(), name)
+    if secret is None:
+        raise click.ClickException(f"no live key called {name!r}")
+    click.echo(secret)
+
+
 @click.command("revoke-api-key")
 @with_appcontext
 @click.argument("name")
@@ -164,5 +176,6 @@ def purge_command():
     click.echo(f"purged {count} jobs")
 
 
-COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, tick_command, purge_command,
+COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, rotate_webhook_secret_command,
+            tick_command, purge_command,
             scrape_command, jobs_command)

@@ -262,7 +262,7 @@ def notify_job_end(self, job_id):
             return
         try:
             webhooks.deliver(job["callback_url"], jobs.statuses(engine(), settings(), [job])[0],
-                             settings().webhook_signing_secret,
+                             jobs.signing_secret(engine(), settings(), job["api_key_id"]),
                              settings().webhook_timeout_seconds,
                              allow_private=bool(settings().webhook_allow_private_addresses))
         except webhooks.DeliveryError as exc:

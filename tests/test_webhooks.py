@@ -68,11 +68,11 @@ def receiver_factory():
         receiver.close()
 
 
-def _check_signature(headers, body):
+def _check_signature(headers, body, secret=WEBHOOK_SECRET):
     """Verify as a receiver would, by hand: HMAC-SHA256 over "<t>.<body>"."""
     parts = dict(item.split("=", 1) for item in headers["X-Followsift-Signature"].split(","))
     assert abs(time.time() - int(parts["t"])) < 300
-    expected = hmac.new(WEBHOOK_SECRET.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
 
 
@@ -116,6 +116,21 @@ def test_a_bad_callback_url_is_refused(client, url):
     body = {"accounts": ["nike"], "targetGender": "any", "totalScrapeCount": 10, "callbackUrl": url}
     response = client.post("/api/scrape-followers", json=body)
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_a_key_with_its_own_secret_gets_callbacks_only_it_can_verify(app, engine, worker, emulator,
+                                                                    receiver_factory):
+    name = f"tenant-{time.time_ns()}"
+    tenant = authorised_client(app, store.keys.create_api_key(engine, name))
+    secret = app.test_cli_runner().invoke(args=["rotate-webhook-secret", name]).output.strip()
+    assert secret.startswith("whsec_")
+    receiver = receiver_factory()
+    created = submit(tenant, ["nike"], total=10, callbackUrl=receiver.url)
+    wait_for_job(tenant, created["job_id"])
+    ((headers, body),) = receiver.wait_for(1)
+    _check_signature(headers, body, secret)
+    with pytest.raises(AssertionError):
+        _check_signature(headers, body)  # the server-wide secret another tenant may know does not verify it
 
 
 def test_callbacks_need_a_signing_secret(postgres_url, redis_url, api_key):

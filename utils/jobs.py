@@ -84,8 +84,6 @@ def parse_spec(body, settings):
 
 
 def _check_callback(url, settings):
-    if not settings.webhook_signing_secret:
-        raise InvalidJob("callbacks_disabled", "callbackUrl needs WEBHOOK_SIGNING_SECRET to be configured on the server.")
     try:
         webhooks.check_callback_url(url, allow_private=bool(settings.webhook_allow_private_addresses),
                                     resolve=_resolve_now)
@@ -130,6 +128,9 @@ def submit(engine, celery, settings, spec, api_key_id):
     Returns `{"job_id", "total_batches", "accounts", "per_account_limit"}`; raises
     QueueUnavailable (after removing the job) when the queue is unreachable.
     """
+    if spec.callbackUrl is not None and not signing_secret(engine, settings, api_key_id):
+        raise InvalidJob("callbacks_disabled", "callbackUrl needs a signing secret: the key's own (flask --app app "
+                                               "rotate-webhook-secret NAME) or WEBHOOK_SIGNING_SECRET on the server.")
     per_account_limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
     job_id, total_batches = store.jobs.create_job(
         engine, api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
@@ -145,6 +146,11 @@ def submit(engine, celery, settings, spec, api_key_id):
         raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
     return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
             "per_account_limit": per_account_limit}
+
+
+def signing_secret(engine, settings, api_key_id):
+    """What signs a job's callbacks: its key's own secret, else the server's."""
+    return store.keys.webhook_secret_of(engine, api_key_id) or settings.webhook_signing_secret
 
 
 def batch_size(settings):

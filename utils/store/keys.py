@@ -29,6 +29,23 @@ def revoke_api_key(engine, name):
         ).rowcount)
 
 
+def rotate_webhook_secret(engine, name):
+    """A new callback signing secret for the live key `name` (returned once), or None."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        changed = conn.execute(api_keys.update().where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                               .values(webhook_secret=secret)).rowcount
+    return secret if changed else None
+
+
+def webhook_secret_of(engine, key_id):
+    """The key's own callback signing secret, or None."""
+    if key_id is None:
+        return None
+    with engine.connect() as conn:
+        return conn.execute(sa.select(api_keys.c.webhook_secret).where(api_keys.c.id == key_id)).scalar()
+
+
 def is_live(engine, key_id):
     """Whether the key with this id is still live (not revoked)."""
     with engine.connect() as conn:

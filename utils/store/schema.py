@@ -93,6 +93,7 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("webhook_secret", sa.Text),  # signs this key's job-end callbacks (WEBHOOK_SIGNING_SECRET if unset)
 )
 
 jobs = sa.Table(
