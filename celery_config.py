@@ -8,6 +8,7 @@ bodies on it and configures it when Celery first reads its settings; the web pro
 publishes messages by task name, so it never imports worker code.
 """
 from celery import Celery
+from kombu import Queue
 
 from utils import embedded_redis
 
@@ -17,6 +18,10 @@ ABORT_RUNS = "followsift.abort_runs"
 TICK = "followsift.tick"
 PURGE = "followsift.purge"
 NOTIFY_JOB_END = "followsift.notify_job_end"
+
+
+def callback_queue(settings):
+    return f"{settings.celery_queue}.callbacks"
 
 
 def broker_url(settings):
@@ -38,6 +43,10 @@ def configure(celery, settings):
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,
+        # Callbacks on a queue of their own, which a worker takes from by turns with the main one:
+        # a receiver that is slow (each delivery has one deadline) never holds up a batch's messages.
+        task_queues=[Queue(settings.celery_queue), Queue(callback_queue(settings))],
+        task_routes={NOTIFY_JOB_END: {"queue": callback_queue(settings)}},
         # Results go to Postgres; Redis only carries messages.
         task_ignore_result=True,
         result_backend=None,

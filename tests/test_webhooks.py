@@ -361,3 +361,14 @@ def test_this_machines_own_addresses_are_recognised_without_sending_anything():
     assert ipaddress.ip_address("127.0.0.1") in addresses
     assert all(webhooks.is_this_host(address) for address in addresses), addresses
     assert not webhooks.is_this_host(ipaddress.ip_address(PUBLIC))  # a UDP connect() only picks a route
+
+
+def test_callbacks_travel_on_a_queue_of_their_own():
+    from celery_config import NOTIFY_JOB_END, START_RUNS, make_celery
+    from utils.config import Settings
+
+    celery = make_celery(Settings(redis_url="redis://127.0.0.1:6379/13", celery_queue="q"))
+    route = celery.amqp.router.route({}, NOTIFY_JOB_END)
+    assert route["queue"].name == "q.callbacks"
+    assert celery.amqp.router.route({}, START_RUNS)["queue"].name == "q"
+    assert {queue.name for queue in celery.conf.task_queues} == {"q", "q.callbacks"}
