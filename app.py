@@ -11,7 +11,7 @@ import cli
 from dashboard import bp as dashboard_bp
 from api_async import JOB_ERROR_STATUS, ApiError, apify_bp, bp as api_bp, limiter
 from api_docs import bp as api_docs_bp
-from celery_config import make_celery
+from celery_config import make_celery, redis_ssl
 from utils import jobs, metrics, store
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets
@@ -29,6 +29,7 @@ def create_app(config=None):
     app.extensions["engine"] = store.make_engine(settings, pool_size=5)
     app.extensions["celery"] = celery = make_celery(settings)
     app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = redis_ssl(settings) or {}
     limiter.init_app(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(apify_bp)
