@@ -351,7 +351,8 @@ class ThrowawayPgbouncer:
             f"[databases]\n* = host={target[0]} port={target[1]}\n"
             f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\npool_mode = {mode}\n"
-            f"default_pool_size = {pool_size}\nmax_client_conn = 500\nquery_wait_timeout = {query_wait_timeout}\n")
+            f"default_pool_size = {pool_size}\nmax_client_conn = 500\nquery_wait_timeout = {query_wait_timeout}\n"
+            f"admin_users = postgres\n")
         (self.dir / "users.txt").write_text('"postgres" ""\n')
         self.log_path = self.dir / "pgbouncer.log"
         user = ["-u", "postgres"] if os.geteuid() == 0 else []
@@ -370,6 +371,16 @@ class ThrowawayPgbouncer:
             return True
         except psycopg.OperationalError:
             return False
+
+    def client_ports(self, database):
+        """The client ports of pgbouncer's clients on `database` now (its console's SHOW CLIENTS,
+        which takes only the simple query protocol)."""
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True) as conn:
+            result = conn.pgconn.exec_(b"SHOW CLIENTS")
+            names = [result.fname(i).decode() for i in range(result.nfields)]
+            rows = [dict(zip(names, ((result.get_value(r, c) or b"").decode() for c in range(result.nfields))))
+                    for r in range(result.ntuples)]
+        return [int(row["port"]) for row in rows if row["database"] == database]
 
     def log(self):
         return self.log_path.read_text(errors="replace")
