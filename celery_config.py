@@ -37,12 +37,12 @@ def broker_url(settings):
     return parts._replace(query=urlencode(query)).geturl()
 
 
-def redis_ssl(settings):
-    """The TLS options of every Redis client (Celery's `broker_use_ssl`, the limiter's storage
-    options): None unless REDIS_URL is rediss://.
+def redis_cert_check(settings):
+    """How a rediss:// REDIS_URL's certificate is checked, in redis-py's spelling (none, optional,
+    required); None for any other Redis.
 
-    Celery and redis-py spell the URL's `ssl_cert_reqs` differently (CERT_NONE, none), so it is
-    taken out of the URL and given to both as this one option."""
+    Celery and redis-py spell the URL's `ssl_cert_reqs` differently (CERT_NONE, none), so
+    `broker_url` takes it out and each client is given it in its own spelling."""
     parts = urlsplit(settings.redis_url)
     if parts.scheme != "rediss":
         return None
@@ -50,7 +50,13 @@ def redis_ssl(settings):
     name = given.lower().removeprefix("cert_")
     if name not in CERT_REQS:
         raise ConfigError(f"ssl_cert_reqs={given!r} in REDIS_URL: use none, optional or required")
-    return {"ssl_cert_reqs": CERT_REQS[name]}
+    return name
+
+
+def redis_ssl(settings):
+    """Celery's `broker_use_ssl`: None unless REDIS_URL is rediss://."""
+    check = redis_cert_check(settings)
+    return None if check is None else {"ssl_cert_reqs": CERT_REQS[check]}
 
 
 def make_celery(settings):

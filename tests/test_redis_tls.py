@@ -14,7 +14,7 @@ from celery_config import broker_url, redis_ssl
 from utils.config import ConfigError, Settings
 
 from conftest import check_job, submit, wait_for_job
-from stack import Stack, TlsRedis, throwaway_database
+from stack import Stack, ThrowawayRedis, TlsRedis, throwaway_database
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,16 @@ def test_a_job_runs_end_to_end_over_tls(tls_stack, tls_redis, emulator):
     check_job(client, job_id, accounts, 10, "any")
     assert tls_redis.client.keys("LIMITS*"), "the rate limiter counts in the TLS Redis"
     assert b'followsift_queue_depth{queue="' in client.get("/metrics").data
+
+
+def test_an_app_on_plain_redis_after_one_on_tls_keeps_its_rate_limiter(tls_db, tls_redis):
+    """flask-limiter has one limiter per process and keeps the storage options of every app it
+    was given: a TLS app's certificate check must not reach the next app's plain Redis."""
+    Stack(tls_db, tls_redis.url, redis_tls_verify="none").close()
+    with ThrowawayRedis() as plain:
+        stack = Stack(tls_db, plain.url)
+        try:
+            assert stack.client.get("/api/jobs").status_code == 200
+            assert plain.client.keys("LIMITS*")
+        finally:
+            stack.close()
