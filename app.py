@@ -14,7 +14,7 @@ import cli
 from dashboard import bp as dashboard_bp
 from api_async import JOB_ERROR_STATUS, ApiError, apify_bp, bp as api_bp, limiter
 from api_docs import bp as api_docs_bp
-from celery_config import make_celery
+from celery_config import make_celery, redis_cert_check
 from utils import jobs, metrics, store
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets
@@ -33,7 +33,7 @@ def create_app(config=None):
     app.url_map.merge_slashes = False  # "//" would answer an HTML redirect instead of a JSON 404
     app.extensions["engine"] = store.make_engine(settings, pool_size=5)
     app.extensions["celery"] = celery = make_celery(settings)
-    app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url)
+    app.config["RATELIMIT_STORAGE_URI"] = _limits_storage_uri(celery.conf.broker_url, redis_cert_check(settings))
     metrics.track_requests(app)
     limiter.init_app(app)
     app.register_blueprint(api_bp)
@@ -49,9 +49,14 @@ def create_app(config=None):
     return app
 
 
-def _limits_storage_uri(broker_url):
-    # The `limits` library spells Celery's redis+socket:// URLs redis+unix://.
-    return broker_url.replace("redis+socket://", "redis+unix://", 1)
+def _limits_storage_uri(broker_url, cert_check):
+    """The `limits` library spells Celery's redis+socket:// URLs redis+unix://, and takes a
+    rediss:// server's certificate check in the URL (not RATELIMIT_STORAGE_OPTIONS, which
+    flask-limiter's one limiter keeps from any app it was given before)."""
+    uri = broker_url.replace("redis+socket://", "redis+unix://", 1)
+    if cert_check is None:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}ssl_cert_reqs={cert_check}"
 
 
 def healthz():

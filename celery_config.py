@@ -7,10 +7,14 @@ Both sides configure it from the same `Settings`: the worker (`tasks.py`) regist
 bodies on it and configures it when Celery first reads its settings; the web process only
 publishes messages by task name, so it never imports worker code.
 """
+import ssl
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from celery import Celery
 from kombu import Queue
 
 from utils import embedded_redis
+from utils.config import ConfigError
 
 START_RUNS = "followsift.start_runs"
 STORE_BATCH = "followsift.store_batch"
@@ -24,8 +28,40 @@ def callback_queue(settings):
     return f"{settings.celery_queue}.callbacks"
 
 
+# How a rediss:// server's certificate is checked: REDIS_TLS_VERIFY, or the URL's own
+# `ssl_cert_reqs` (Celery's CERT_NONE spelling or redis-py's none), which wins.
+CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
 def broker_url(settings):
-    return settings.redis_url or embedded_redis.ensure_running(settings.instance_path)
+    """REDIS_URL without its `ssl_cert_reqs` (see `redis_ssl`), or the embedded Redis."""
+    if not settings.redis_url:
+        return embedded_redis.ensure_running(settings.instance_path)
+    parts = urlsplit(settings.redis_url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != "ssl_cert_reqs"]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def redis_cert_check(settings):
+    """How a rediss:// REDIS_URL's certificate is checked, in redis-py's spelling (none, optional,
+    required); None for any other Redis.
+
+    Celery and redis-py spell the URL's `ssl_cert_reqs` differently (CERT_NONE, none), so
+    `broker_url` takes it out and each client is given it in its own spelling."""
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme != "rediss":
+        return None
+    given = dict(parse_qsl(parts.query)).get("ssl_cert_reqs", settings.redis_tls_verify)
+    name = given.lower().removeprefix("cert_")
+    if name not in CERT_REQS:
+        raise ConfigError(f"ssl_cert_reqs={given!r} in REDIS_URL: use none, optional or required")
+    return name
+
+
+def redis_ssl(settings):
+    """Celery's `broker_use_ssl`: None unless REDIS_URL is rediss://."""
+    check = redis_cert_check(settings)
+    return None if check is None else {"ssl_cert_reqs": CERT_REQS[check]}
 
 
 def make_celery(settings):
@@ -40,6 +76,7 @@ def configure(celery, settings):
     }
     celery.conf.update(
         broker_url=broker_url(settings),
+        broker_use_ssl=redis_ssl(settings),
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,

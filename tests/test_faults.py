@@ -13,7 +13,6 @@ shared servers must come out untouched, which the module checks at its end.
 import os
 import re
 import signal
-import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -22,14 +21,12 @@ import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
-from app import create_app
 from celery_config import publish_store, request_starts
 from utils import store
 
-from conftest import authorised_client, check_job, eventually, runs_of, submit, wait_for_job
-from stack import (ADMIN_URL, APIFY_TOKEN, QUEUE, REDIS_URL, Beat, ThrowawayPostgres, ThrowawayRedis, Worker,
+from conftest import check_job, eventually, runs_of, submit, wait_for_job
+from stack import (ADMIN_URL, APIFY_TOKEN, QUEUE, REDIS_URL, Beat, Stack, ThrowawayPostgres, ThrowawayRedis, Worker,
                    throwaway_database)
 
 B = store.schema.batches
@@ -67,30 +64,6 @@ def fault_redis():
 def fault_db():
     with throwaway_database("followsift_faults") as url:
         yield url
-
-
-def _fault_app(database_url, redis_url):
-    app = create_app({"database_url": database_url, "redis_url": redis_url,
-                      "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute"})
-    store.migrate(app.extensions["engine"])
-    return app
-
-
-class Stack:
-    """The app, its engine and its webhook receiver on one database and one Redis."""
-
-    def __init__(self, database_url, redis_url):
-        self.database_url, self.redis_url = database_url, redis_url
-        self.app = _fault_app(database_url, redis_url)
-        self.engine = self.app.extensions["engine"]
-        self.client = authorised_client(self.app, store.keys.create_api_key(self.engine, f"faults-{uuid.uuid4()}"))
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-
-    def close(self):
-        self._server.shutdown()
-        self.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from limits import parse_many
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ACTOR_ID = "datadoping/instagram-followers-scraper"
 DEFAULT_INPUT_TEMPLATE = {"usernames": "{accounts}", "max_count": "{limit}"}
+CERT_CHECKS = ("none", "required")
+POOL_MODES = ("transaction", "session", "direct")
 
 
 class ConfigError(ValueError):
@@ -64,6 +66,11 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     instance_path: str = str(PROJECT_ROOT / "instance")
+    # rediss:// only: check the server's certificate (`required`) or not (`none`: Heroku's Redis,
+    # whose certificate is self-signed). An `ssl_cert_reqs` in REDIS_URL wins.
+    redis_tls_verify: str = "required"
+    # transaction, session or direct; empty = from DATABASE_URL (utils/store.pool_mode).
+    database_pool_mode: str = ""
     celery_queue: str = "celery"
 
     # Apify. `apify_api_url` points the client at the emulator in tests and the demo.
@@ -188,6 +195,9 @@ class Settings:
             raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be an existing directory (create it before starting)")
         if self.database_url and not self.database_url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+        for name, allowed in (("redis_tls_verify", CERT_CHECKS), ("database_pool_mode", ("", *POOL_MODES))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name.upper()} must be one of: {', '.join(filter(None, allowed))}")
         for name in ("rate_limit_create", "rate_limit_read", "rate_limit_unauthenticated"):
             try:
                 parse_many(getattr(self, name))

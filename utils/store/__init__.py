@@ -39,16 +39,45 @@ def database_url(settings):
 
 
 def make_engine(settings, pool_size=2):
+    """An engine whose pool suits how DATABASE_URL reaches Postgres (`pool_mode`).
+
+    transaction  a pooler lends a server connection per transaction: prepared statements
+                 (psycopg prepares a query run five times) would meet another client's
+                 connection, so none are made; idle client connections cost the pooler nothing.
+    session      a pooler lends a server connection per client connection, for as long as it
+                 is open: each process keeps at most one idle, and opens the rest only while
+                 they are used (overflow connections close when returned), so idle processes
+                 do not hold the pooler's Pool Size and starve the busy ones.
+    direct       Postgres itself: `pool_size` kept open plus 2 under load.
+    """
     url = make_url(database_url(settings))
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # Supabase's transaction pooler (port 6543) cannot hold prepared statements.
-    connect_args = {"prepare_threshold": None} if url.port == 6543 else {}
-    return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, connect_args=connect_args
-    )
+    mode = pool_mode(settings)
+    connect_args = {"prepare_threshold": None} if mode == "transaction" else {}
+    sizes = {"pool_size": 1, "max_overflow": pool_size + 1} if mode == "session" else {
+        "pool_size": pool_size, "max_overflow": 2}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **sizes)
+
+
+SUPABASE_POOLER = ".pooler.supabase.com"
+
+
+def pool_mode(settings):
+    """DATABASE_POOL_MODE, or else what the URL says: Supabase's pooler host (Supavisor) runs
+    transaction mode on port 6543 and session mode on 5432; any other host is taken as direct.
+
+    The server cannot say: pgbouncer passes `SHOW pool_mode` on to Postgres, which does not
+    know it, and reports the same parameters as Postgres. Set DATABASE_POOL_MODE for any other
+    pooler (a port alone, 6543 included, proves nothing)."""
+    if settings.database_pool_mode:
+        return settings.database_pool_mode
+    url = make_url(database_url(settings))
+    if (url.host or "").endswith(SUPABASE_POOLER):
+        return "transaction" if url.port == 6543 else "session"
+    return "direct"
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
