@@ -40,7 +40,8 @@ class ApiError(Exception):
 
 MAX_OFFSET = 1_000_000  # paging by number beyond this many rows: use the cursor
 # How the job service's refusals are answered.
-JOB_ERROR_STATUS = {jobs.InvalidJob: 400, jobs.JobNotFound: 404, jobs.JobFinished: 409, jobs.QueueUnavailable: 503}
+JOB_ERROR_STATUS = {jobs.InvalidJob: 400, jobs.JobNotFound: 404, jobs.JobFinished: 409, jobs.QueueUnavailable: 503,
+                    jobs.OverBudget: 403, jobs.SpendCapReached: 402}
 
 
 def _settings():
@@ -85,8 +86,8 @@ def scrape_followers():
 def estimate():
     """What the job in the body would scrape and cost; no job is created."""
     spec = _parse_scrape_request()
-    return estimate_job(len(spec.accounts), spec.totalScrapeCount, spec.maxCostUsd, _settings(),
-                        jobs.batch_size(_settings()))
+    budget = jobs.budget_for(_engine(), _settings(), spec, g.api_key_id)
+    return estimate_job(len(spec.accounts), spec.totalScrapeCount, budget, _settings(), jobs.batch_size(_settings()))
 
 
 def _parse_scrape_request():

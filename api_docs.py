@@ -26,6 +26,8 @@ bp = Blueprint("api_docs", __name__, url_prefix="/api")
 ERROR_TEXT = {
     400: "Malformed JSON, a body or parameter outside the schema, bad usernames, a bad cursor",
     401: "No valid API key (send `Authorization: Bearer <key>`)",
+    402: "The key's jobs this month would spend more than its monthly cap",
+    403: "maxCostUsd is over the key's maximum",
     404: "No such job for this key",
     409: "The job already ended",
     413: "The body is over MAX_REQUEST_BYTES",
@@ -71,10 +73,10 @@ _EVENT = {"type": "object", "properties": {
 }}
 OPERATIONS = (
     Operation("submitScrapeJob", "post", "/api/scrape-followers", "Submit a scrape job", schemas.JobCreated, 202,
-              ScrapeRequest, errors=(*_BODY_ERRORS, 503)),
+              ScrapeRequest, errors=(*_BODY_ERRORS, 402, 403, 503)),
     Operation("estimateJob", "post", "/api/estimate",
               "Estimate a job's followers, runs and cost without creating it", schemas.Estimate, body=ScrapeRequest,
-              errors=_BODY_ERRORS),
+              errors=(*_BODY_ERRORS, 402, 403)),
     Operation("listJobs", "get", "/api/jobs", "The key's jobs, newest first", schemas.JobList, params=(
         {**LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
          "description": "Jobs per page"}, CURSOR), errors=(400, 401, 429)),

@@ -3,6 +3,7 @@
     flask --app app migrate                     apply the SQL files in migrations/ not yet run
     flask --app app create-api-key NAME         print a new key (shown once); revoke-api-key NAME
     flask --app app rotate-webhook-secret NAME  print a new callback signing secret for the key
+    flask --app app set-key-limits NAME --default-budget 50 --max-budget 500 --monthly-cap 2000
     flask --app app tick                        one tick of the clock (it ticks every TICK_SECONDS)
     flask --app app purge                       delete jobs older than RESULTS_TTL_DAYS once
     flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
@@ -147,6 +148,22 @@ def rotate_webhook_secret_command(name):
     click.echo(secret)
 
 
+@click.command("set-key-limits")
+@with_appcontext
+@click.argument("name")
+@click.option("--default-budget", type=float, help="maxCostUsd for the key's jobs that name none (USD).")
+@click.option("--max-budget", type=float, help="The largest maxCostUsd a job of the key may name (USD).")
+@click.option("--monthly-cap", type=float, help="What the key's jobs may spend in a calendar month (USD).")
+def set_key_limits_command(name, default_budget, max_budget, monthly_cap):
+    """Set the spending limits of the API key called NAME (unset ones keep the server's defaults)."""
+    limits = {key: value for key, value in (("default_max_cost_usd", default_budget),
+                                           ("max_cost_usd_limit", max_budget), ("monthly_cap_usd", monthly_cap))
+              if value is not None}
+    if not limits or not store.keys.set_spending_limits(_engine(), name, **limits):
+        raise click.ClickException(f"no live key called {name!r}, or no limit given")
+    click.echo(f"{name}: " + ", ".join(f"{key} = {value:g}" for key, value in limits.items()))
+
+
 @click.command("revoke-api-key")
 @with_appcontext
 @click.argument("name")
@@ -177,5 +194,6 @@ def purge_command():
 
 
 COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, rotate_webhook_secret_command,
+            set_key_limits_command,
             tick_command, purge_command,
             scrape_command, jobs_command)

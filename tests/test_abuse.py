@@ -152,3 +152,24 @@ def test_metrics_need_their_token_or_this_machine(quiet_postgres_url, redis_url)
     assert open_locally.get("/metrics").status_code == 200
     assert open_locally.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401
     assert open_locally.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 401
+
+
+def test_a_key_spends_within_its_limits_before_any_run_starts(app):
+    engine = app.extensions["engine"]
+    name = f"spender-{uuid.uuid4().hex}"
+    key = store.keys.create_api_key(engine, name)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    body = {"accounts": ["nike"], "targetGender": "any", "totalScrapeCount": 10}
+    assert client.post("/api/estimate", json=body).get_json()["max_cost_usd"] == Settings().max_cost_usd_default
+    result = app.test_cli_runner().invoke(args=["set-key-limits", name, "--default-budget", "5", "--max-budget", "20",
+                                                "--monthly-cap", "30"])
+    assert result.exit_code == 0, result.output
+    assert client.post("/api/estimate", json=body).get_json()["max_cost_usd"] == 5
+    over = client.post("/api/estimate", json={**body, "maxCostUsd": 25})
+    assert over.status_code == 403 and over.get_json()["error"]["code"] == "budget_over_limit"
+    first = client.post("/api/scrape-followers", json={**body, "maxCostUsd": 20})
+    assert first.status_code in (202, 503)  # 503 only when this app's queue is away; the job is then removed
+    if first.status_code == 202:
+        refused = client.post("/api/scrape-followers", json={**body, "maxCostUsd": 15})
+        assert refused.status_code == 402 and refused.get_json()["error"]["code"] == "monthly_cap_reached"

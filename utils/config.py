@@ -135,6 +135,13 @@ class Settings:
     # The bearer token /metrics wants; unset, /metrics answers only requests from this machine.
     metrics_token: str = ""
 
+    # Spending per key (a key's own limits, set with `flask set-key-limits`, come first): the
+    # maxCostUsd a job gets when it names none, the largest one it may name, and what a key's
+    # jobs may spend in a calendar month (0: no cap).
+    max_cost_usd_default: float = setting(100.0, minimum=0)
+    max_cost_usd_limit: float = setting(1000.0, minimum=0)
+    monthly_spend_cap_usd: float = setting(0.0, minimum=0)
+
     # Cost estimates and budgets: what Apify charges for the follower actor.
     apify_price_per_1000_usd: float = setting(0.70, minimum=0)
     apify_run_start_usd: float = setting(0.00005, minimum=0)

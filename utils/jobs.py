@@ -59,6 +59,14 @@ class JobFinished(JobError):
     """The job already ended, so it cannot be cancelled."""
 
 
+class OverBudget(JobError):
+    """maxCostUsd above what the key may spend on one job."""
+
+
+class SpendCapReached(JobError):
+    """The key's jobs this month would spend more than its monthly cap."""
+
+
 class QueueUnavailable(JobError):
     """Redis is away; nothing was created."""
 
@@ -131,12 +139,13 @@ def submit(engine, celery, settings, spec, api_key_id):
     if spec.callbackUrl is not None and not signing_secret(engine, settings, api_key_id):
         raise InvalidJob("callbacks_disabled", "callbackUrl needs a signing secret: the key's own (flask --app app "
                                                "rotate-webhook-secret NAME) or WEBHOOK_SIGNING_SECRET on the server.")
+    budget = budget_for(engine, settings, spec, api_key_id)
     per_account_limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
     job_id, total_batches = store.jobs.create_job(
         engine, api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
         min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
         total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
-        batch_size=batch_size(settings), max_cost_usd=spec.maxCostUsd,
+        batch_size=batch_size(settings), max_cost_usd=budget,
         callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
     )
     try:
@@ -146,6 +155,24 @@ def submit(engine, celery, settings, spec, api_key_id):
         raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
     return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
             "per_account_limit": per_account_limit}
+
+
+def budget_for(engine, settings, spec, api_key_id):
+    """The job's maxCostUsd: as asked, or the key's default; OverBudget above the key's maximum,
+    SpendCapReached when the key's month would go over its cap. Checked before any run starts."""
+    default, limit, cap = (own if own is not None else server for own, server in zip(
+        store.keys.spending_limits(engine, api_key_id),
+        (settings.max_cost_usd_default, settings.max_cost_usd_limit, settings.monthly_spend_cap_usd)))
+    budget = spec.maxCostUsd if spec.maxCostUsd is not None else (float(default) or None)
+    if budget is not None and limit and budget > float(limit):
+        raise OverBudget("budget_over_limit", f"maxCostUsd may be at most {float(limit):g} USD for this key.")
+    if cap and api_key_id is not None:
+        month = store.utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        committed = store.keys.month_spend(engine, api_key_id, month)
+        if committed + (budget or 0) > float(cap):
+            raise SpendCapReached("monthly_cap_reached", f"This key's jobs this month would spend more than its "
+                                                         f"{float(cap):g} USD cap ({committed:.2f} USD committed).")
+    return budget
 
 
 def signing_secret(engine, settings, api_key_id):

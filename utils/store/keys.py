@@ -4,7 +4,7 @@ import secrets
 
 import sqlalchemy as sa
 
-from utils.store.schema import api_keys, utcnow
+from utils.store.schema import ACTIVE_JOB_STATUSES, api_keys, jobs, utcnow
 
 
 def _hash_key(key):
@@ -44,6 +44,34 @@ def webhook_secret_of(engine, key_id):
         return None
     with engine.connect() as conn:
         return conn.execute(sa.select(api_keys.c.webhook_secret).where(api_keys.c.id == key_id)).scalar()
+
+
+def spending_limits(engine, key_id):
+    """(default maxCostUsd, maximum maxCostUsd, monthly cap) set on the key, each None when unset."""
+    if key_id is None:
+        return None, None, None
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(api_keys.c.default_max_cost_usd, api_keys.c.max_cost_usd_limit,
+                                     api_keys.c.monthly_cap_usd).where(api_keys.c.id == key_id)).first()
+    return tuple(row) if row else (None, None, None)
+
+
+def set_spending_limits(engine, name, **limits):
+    """Set the live key's limits (default_max_cost_usd, max_cost_usd_limit, monthly_cap_usd); False if none."""
+    with engine.begin() as conn:
+        return bool(conn.execute(api_keys.update().where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                                 .values(**limits)).rowcount)
+
+
+def month_spend(engine, key_id, since):
+    """What the key's jobs created since `since` may spend: the budget of each still active (it may
+    yet be spent) and the cost of each ended."""
+    j = jobs.c
+    reserved = sa.case((j.status.in_(ACTIVE_JOB_STATUSES), sa.func.coalesce(j.max_cost_usd, j.cost_usd)),
+                       else_=j.cost_usd)
+    with engine.connect() as conn:
+        return float(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(reserved), 0))
+                                  .where(j.api_key_id == key_id, j.created_at >= since)).scalar())
 
 
 def is_live(engine, key_id):

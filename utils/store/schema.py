@@ -94,6 +94,10 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
     sa.Column("webhook_secret", sa.Text),  # signs this key's job-end callbacks (WEBHOOK_SIGNING_SECRET if unset)
+    # Spending limits (null: the server's MAX_COST_USD_DEFAULT, MAX_COST_USD_LIMIT, MONTHLY_SPEND_CAP_USD).
+    sa.Column("default_max_cost_usd", USD),
+    sa.Column("max_cost_usd_limit", USD),
+    sa.Column("monthly_cap_usd", USD),
 )
 
 jobs = sa.Table(
