@@ -214,8 +214,8 @@ def run_sample_job(key, accounts, total):
     started, progress = time.monotonic(), ProgressLine()
     while True:
         status = call("GET", job["status_url"], key)
-        progress.update(f"    {status['status']:<10} {status['progress']:5.1f}%  scraped {status['profiles_scraped']:>6}"
-                        f"  kept {status['profiles_kept']:>6}")
+        progress.update(f"    {status['status']:<10} {status['progress']:5.1f}%"
+                        f"  scraped {status['profiles_scraped']:>6}  kept {status['profiles_kept']:>6}")
         if status["status"] in ENDED_JOB_STATUSES:
             break
         time.sleep(0.25)
