@@ -4,11 +4,11 @@ With nothing configured it runs the embedded default: SQLite and Redis under `in
 and, without APIFY_TOKEN, the Apify emulator (synthetic followers). DATABASE_URL,
 REDIS_URL and APIFY_TOKEN in the environment or `.env` switch each part to the real thing.
 
-Start-up is parallel: the emulator, web app, worker and clock are started at once (the
-emulator on a port chosen here, so nobody waits for it to say where it listens), the key is
-made while they import, and the sample job is submitted as soon as the web app answers; it
-waits in the queue for the worker. Their output goes to `instance/logs/`, so this console
-shows only our own lines. Each child runs in its own session and gets SIGTERM from the kernel
+Start-up: the web app and the emulator start at once (the emulator on a port chosen here, so
+nobody waits for it to say where it listens), the key is made while they import, and polling
+/readyz every 50 ms finds the web app up; then the worker and the clock start and the sample
+job is submitted at once, waiting in the queue for the worker. Their output goes to
+`instance/logs/`, so this console shows only our own lines. Each child runs in its own session and gets SIGTERM from the kernel
 if this process dies; Ctrl-C and SIGTERM stop every one of them (their whole process groups),
 and this process in turn gets SIGTERM when make dies.
 """
@@ -50,12 +50,13 @@ def main():
         env, sample = _environment(settings, emulator_port)
         engine = store.make_engine(settings)
         store.migrate(engine)
-        children = _start_stack(env, settings, logs, emulator_port)
+        children = _start_all(_serving_commands(emulator_port), env, logs)
         key = local_key(engine, settings.instance_path)
         say(f"Database: {store.database_url(settings).split('@')[-1]}; Redis: {env['REDIS_URL'].split('@')[-1]}; "
             f"logs: {logs}/")
         say(f"API key (kept in {settings.instance_path}/local-api-key; `flask --app app local-key` shows it): {key}")
         _wait_for_api(children, logs)
+        children.update(_start_all(_background_commands(settings), env, logs))
         say(f"Serving on {API}: open it in a browser and paste the key.")
         run_sample_job(key, *sample)
         say(f"The API and dashboard are serving on {API} (Ctrl-C to stop).")
@@ -103,19 +104,31 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def _start_stack(env, settings, logs, emulator_port):
-    """Start every process at once (the emulator only with a port); returns {name: Popen}."""
+def _serving_commands(emulator_port):
+    """What "serving" waits for: the web app, and the emulator (only with a port) it calls."""
+    commands = {"web": [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{HOST}:{PORT}", "--worker-class",
+                        "gthread", "--workers", "1", "--threads", "8", "--graceful-timeout", "5",
+                        "--log-level", "warning"]}
+    if emulator_port:
+        commands["emulator"] = [sys.executable, "-m", "apify_emulator", "--host", HOST, "--port", str(emulator_port)]
+    return commands
+
+
+def _background_commands(settings):
+    """The worker and the clock, started once the web app answers. Each imports the app for
+    over a CPU second; started with the web app on a two-core machine they starve it (serving
+    took 4.5 s on average, 3.0 s this way), and the sample job ends no later."""
     celery = [sys.executable, "-m", "celery", "-A", "tasks", "--quiet"]
-    commands = {
-        "web": [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{HOST}:{PORT}", "--worker-class",
-                "gthread", "--workers", "1", "--threads", "8", "--graceful-timeout", "5", "--log-level", "warning"],
+    return {
         "worker": [*celery, "worker", "--loglevel", "WARNING", "--concurrency", "2", "--without-gossip",
                    "--without-mingle"],
         "clock": [*celery, "beat", "--loglevel", "WARNING",
                   "--schedule", os.path.join(settings.instance_path, "celerybeat-schedule")],
     }
-    if emulator_port:
-        commands["emulator"] = [sys.executable, "-m", "apify_emulator", "--host", HOST, "--port", str(emulator_port)]
+
+
+def _start_all(commands, env, logs):
+    """Start every command of {name: command} at once; returns {name: Popen}."""
     return {name: _start(command, env, logs / f"{name}.log") for name, command in commands.items()}
 
 
