@@ -4,6 +4,7 @@
     flask --app app create-api-key NAME         print a new key (shown once); revoke-api-key NAME
     flask --app app rotate-webhook-secret NAME  print a new callback signing secret for the key
     flask --app app set-key-limits NAME --default-budget 50 --max-budget 500 --monthly-cap 2000
+    flask --app app local-key                   the stable key of local development (`make run` uses it)
     flask --app app tick                        one tick of the clock (it ticks every TICK_SECONDS)
     flask --app app purge                       delete jobs older than RESULTS_TTL_DAYS once
     flask --app app scrape nike adidas --gender female --total 5000 --wait --out results.csv
@@ -14,8 +15,10 @@
 identically; a worker (`celery -A tasks worker`) must be running for it to progress. Jobs
 made here belong to no API key: `flask jobs` lists them, the dashboard does not.
 """
+import os
 import time
 import typing
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -32,6 +35,8 @@ from utils.store.jobs import ALL_KEYS
 from utils.store.schema import ENDED_JOB_STATUSES, JobStatus
 
 GENDERS = typing.get_args(jobs.TargetGender)
+LOCAL_KEY_NAME = "make-run"
+LOCAL_KEY_FILE = "local-api-key"
 
 
 def _engine():
@@ -174,6 +179,34 @@ def revoke_api_key_command(name):
     click.echo(f"revoked {name}")
 
 
+@click.command("local-key")
+@with_appcontext
+def local_key_command():
+    """Print the local development key (the one `make run` uses), creating it if need be."""
+    click.echo(local_key(_engine(), current_app.config["SETTINGS"].instance_path))
+
+
+def local_key(engine, instance_path):
+    """The stable API key of local development, kept in `instance/local-api-key` (mode 0600).
+
+    The key on file is reused while it is live in this database, so a browser that saved it
+    and the jobs made with it survive restarts. Otherwise (no file, revoked, another database)
+    a new key replaces it; only its hash is in the database, so a lost file cannot be read
+    back and the old live key of that name is revoked.
+    """
+    path = Path(instance_path) / LOCAL_KEY_FILE
+    key = path.read_text().strip() if path.exists() else ""
+    if key and store.keys.api_key_id(engine, key) is not None:
+        return key
+    store.keys.revoke_api_key(engine, LOCAL_KEY_NAME)
+    key = store.keys.create_api_key(engine, LOCAL_KEY_NAME)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.write(key + "\n")
+    path.chmod(0o600)  # O_CREAT's mode does not apply to a file that was already there
+    return key
+
+
 @click.command("tick")
 @with_appcontext
 def tick_command():
@@ -194,6 +227,4 @@ def purge_command():
 
 
 COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, rotate_webhook_secret_command,
-            set_key_limits_command,
-            tick_command, purge_command,
-            scrape_command, jobs_command)
+            set_key_limits_command, local_key_command, tick_command, purge_command, scrape_command, jobs_command)

@@ -7,14 +7,17 @@ static/vendor/README.md).
 """
 import json
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from utils.store.schema import ENDED_JOB_STATUSES, BatchStatus, JobStatus
 
 bp = Blueprint("dashboard", __name__, static_folder="static", static_url_path="/dashboard/static")
 
-# Everything the page loads comes from this origin; no inline script or style.
-CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+# Everything the page loads comes from this origin, but the followers' pictures from Instagram's
+# CDNs (loaded with referrerpolicy="no-referrer"); no inline script or style.
+CSP = ("default-src 'self'; img-src 'self' data: https://*.cdninstagram.com https://*.fbcdn.net; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+REAL_APIFY_URL = "https://api.apify.com"
 
 
 @bp.get("/")
@@ -31,3 +34,18 @@ def statuses():
     names = {"job": list(JobStatus), "batch": list(BatchStatus), "jobEnded": list(ENDED_JOB_STATUSES)}
     return f"const FOLLOWSIFT_STATUSES = {json.dumps(names)};\n", 200, {
         "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache"}
+
+
+@bp.get("/dashboard/info.json")
+def info():
+    """What the page says about this server, before any key: `synthetic` is true when Apify is
+    emulated, i.e. APIFY_API_URL is not Apify's own API (https://api.apify.com) or APIFY_TOKEN
+    is empty, so the followers shown are made up."""
+    settings = current_app.config["SETTINGS"]
+    real = settings.apify_api_url.rstrip("/") == REAL_APIFY_URL and bool(settings.apify_token)
+    return {"synthetic": not real}, 200, {"Cache-Control": "no-cache"}
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return bp.send_static_file("favicon.ico")

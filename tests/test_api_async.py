@@ -59,6 +59,13 @@ def test_invalid_usernames_are_each_listed(client):
     assert [d["value"] for d in error["details"]] == ["not ok", "x" * 40, "also-bad"]
 
 
+def test_bad_usernames_and_an_unknown_field_are_reported_together(client):
+    body = {"accounts": ["ok", "not ok", 7], "targetGender": "any", "totalScrapeCount": 10, "colour": "red"}
+    error = _assert_error(client.post("/api/scrape-followers", json=body), 400, "invalid_request")
+    assert {d["field"] for d in error["details"] if "message" in d} == {"colour", "accounts.2"}
+    assert [d["value"] for d in error["details"] if "value" in d] == ["not ok"]
+
+
 def test_malformed_json(client):
     response = client.post("/api/scrape-followers", data='{"accounts": [', content_type="application/json")
     _assert_error(response, 400, "invalid_json")

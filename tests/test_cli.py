@@ -1,9 +1,11 @@
 """The operator commands through the app's CLI runner, with the real worker and emulator."""
 import csv
+import stat
 from datetime import timedelta
 
 import sqlalchemy as sa
 
+from app import create_app
 from conftest import all_results, authorised_client, submit
 from utils import store
 
@@ -82,3 +84,25 @@ def test_tick_and_purge_run_once(app, engine):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.schema.batches)
                             .where(store.schema.batches.c.job_id == job_id)).scalar() == 0
+
+
+def test_local_key_is_kept_in_the_instance_folder_and_reused_while_live(engine, postgres_url, redis_url, tmp_path):
+    app = create_app({"database_url": postgres_url, "redis_url": redis_url, "instance_path": str(tmp_path)})
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["local-key"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip()
+    path = tmp_path / "local-api-key"
+    assert path.read_text() == key + "\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.keys.api_key_id(engine, key) is not None
+    assert runner.invoke(args=["local-key"]).output.strip() == key
+
+    assert runner.invoke(args=["revoke-api-key", "make-run"]).exit_code == 0
+    path.chmod(0o644)
+    renewed = runner.invoke(args=["local-key"]).output.strip()
+    assert renewed != key and store.keys.api_key_id(engine, renewed) is not None
+    assert path.read_text() == renewed + "\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    path.unlink()  # a lost file: the live key cannot be read back, so it is replaced
+    replaced = runner.invoke(args=["local-key"]).output.strip()
+    assert store.keys.api_key_id(engine, renewed) is None and store.keys.api_key_id(engine, replaced) is not None

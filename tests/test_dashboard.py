@@ -1,7 +1,7 @@
 """The dashboard at `/`, end to end in headless Chromium (Debian's `chromium`, driven by Playwright):
-enter the key, create a job from pasted and uploaded accounts, watch it complete, page the
-results, download the CSV. The app is served on a free port, wired to the session's Postgres,
-Redis, worker and emulator."""
+the hint where a key is found, enter the key, create a job from pasted and uploaded accounts,
+watch it complete, page the results with their profile links, download the CSV. The app is
+served on a free port, wired to the session's Postgres, Redis, worker and emulator."""
 import csv
 import io
 import shutil
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app import create_app
 from conftest import all_results, authorised_client
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,6 +29,24 @@ def test_the_page_and_its_assets_need_no_key_and_come_from_this_origin(app):
         assert client.get(f"/dashboard/static/{asset}").status_code == 200
 
 
+def test_favicon(app):
+    response = app.test_client().get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
+    assert response.data.startswith(b"\0\0\1\0")  # an ICO header
+
+
+@pytest.mark.parametrize("settings, synthetic", [
+    ({"apify_token": "apify_api_real"}, False),
+    ({"apify_token": "apify_api_real", "apify_api_url": "https://api.apify.com/"}, False),
+    ({"apify_token": ""}, True),
+    ({"apify_token": "emulator-token", "apify_api_url": "http://127.0.0.1:8765"}, True),
+])
+def test_info_says_whether_apify_is_emulated(postgres_url, redis_url, settings, synthetic):
+    app = create_app({"database_url": postgres_url, "redis_url": redis_url, **settings})
+    response = app.test_client().get("/dashboard/info.json")
+    assert response.status_code == 200 and response.get_json() == {"synthetic": synthetic}
+
+
 @pytest.fixture
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
@@ -45,6 +64,9 @@ def test_a_job_from_the_dashboard(app, api_key, worker, emulator, web_server, br
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(web_server + "/")
     assert page.locator("#app").is_hidden()
+    hint = page.wait_for_selector("#key-hint", state="visible").text_content()
+    assert "make run" in hint and "flask --app app local-key" in hint
+    page.wait_for_selector("#synthetic", state="visible")  # the session's app has no Apify token
 
     page.fill("#api-key", "fs_not_a_key")
     page.click("text=Use key")
@@ -52,6 +74,7 @@ def test_a_job_from_the_dashboard(app, api_key, worker, emulator, web_server, br
     page.fill("#api-key", api_key)
     page.click("text=Use key")
     page.wait_for_selector("#app", state="visible")
+    assert page.locator("#key-hint").is_hidden()
 
     page.fill("#accounts", "nike\n@Adidas")
     page.set_input_files("#accounts-file", files=[{
@@ -78,6 +101,7 @@ def test_a_job_from_the_dashboard(app, api_key, worker, emulator, web_server, br
     page.wait_for_selector(f"#page-info >> text=1–50 of {kept:,}")
     assert page.locator("#result-rows tr").count() == 50
     assert page.text_content("#result-rows tr:first-child td:first-child") == profiles[0]["username"]
+    check_profile_links(page, profiles[:50])
     page.click("#next-page")
     page.wait_for_selector(f"#page-info >> text=51–100 of {kept:,}")
     assert page.text_content("#result-rows tr:first-child td:first-child") == profiles[50]["username"]
@@ -97,3 +121,16 @@ def test_a_job_from_the_dashboard(app, api_key, worker, emulator, web_server, br
     print(f"dashboard screenshot: {screenshot}")
     assert screenshot.stat().st_size > 10_000
     assert errors == []
+
+
+def check_profile_links(page, profiles):
+    """Each result row links its Instagram profile and shows its picture, never the referrer."""
+    links = page.locator("#result-rows a.profile")
+    assert links.count() == len(profiles)
+    for i in (0, len(profiles) - 1):
+        link, profile = links.nth(i), profiles[i]
+        assert link.get_attribute("href") == f"https://www.instagram.com/{profile['username']}/"
+        assert link.get_attribute("rel") == "noopener noreferrer"
+        picture = link.locator("img")
+        assert picture.get_attribute("src") == profile["profile_pic_url"]
+        assert picture.get_attribute("referrerpolicy") == "no-referrer"

@@ -56,9 +56,14 @@ def test_csv_defuses_formulas_and_an_empty_job_has_a_header(client, engine, api_
         "profile_id": "1", "username": "eve", "full_name": '=HYPERLINK("http://x","hi")', "gender": "female",
         "gender_confidence": 0.9, "is_private": False, "is_verified": None, "profile_pic_url": None,
         "sources": ["a", "b"],
+    }, {
+        "profile_id": "2", "username": "bob", "full_name": "Bob", "gender": "male", "gender_confidence": 0.8,
+        "is_private": True, "is_verified": False, "profile_pic_url": None, "sources": ["a"],
     }])
-    [row] = _csv_profiles(client.get(url).get_data(as_text=True))
-    assert row["full_name"] == '\'=HYPERLINK("http://x","hi")' and row["source_accounts"] == ["a", "b"]
+    eve, bob = _csv_profiles(client.get(url).get_data(as_text=True))
+    assert eve["full_name"] == '\'=HYPERLINK("http://x","hi")' and eve["source_accounts"] == ["a", "b"]
+    assert (eve["is_private"], eve["is_verified"]) == ("false", "")
+    assert (bob["is_private"], bob["is_verified"]) == ("true", "false")
 
 
 def test_bad_format_and_unknown_job(client):

@@ -4,10 +4,10 @@ The rows are read by keyset (`results.result_page` after the last id), one page 
 EXPORT_PAGE_SIZE at a time, and each page is encoded and handed on before the next is read.
 
 CSV: a header row, then one row per profile; `source_accounts` is joined with ";" (Instagram
-usernames cannot contain it). Text cells that a spreadsheet could read as a formula are
-prefixed with "'" (OWASP's advice on CSV injection; see `spreadsheet_safe`): display names are
-written by strangers. NDJSON: one JSON object per line, exactly as the results API pages them,
-`source_accounts` a list.
+usernames cannot contain it) and booleans are `true`/`false`, as in the JSON. Text cells that
+a spreadsheet could read as a formula are prefixed with "'" (OWASP's advice on CSV injection;
+see `spreadsheet_safe`): display names are written by strangers. NDJSON: one JSON object per
+line, exactly as the results API pages them, `source_accounts` a list.
 """
 import csv
 import io
@@ -66,7 +66,9 @@ def _csv_row(profile):
         value = profile[name]
         if name == "source_accounts":
             value = ";".join(value)
-        if isinstance(value, str):
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, str):
             value = spreadsheet_safe(value)
         row.append("" if value is None else value)
     return row

@@ -79,7 +79,9 @@ def parse_spec(body, settings):
     try:
         spec = ScrapeRequest.model_validate(body)
     except ValidationError as exc:
+        # The usernames are checked too, so that one answer lists everything to fix.
         details = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        details += _username_details(_split_accounts(_string_accounts(body))[1])
         raise InvalidJob("invalid_request", "The request body does not match the schema.", details) from None
     spec.accounts = _normalise_accounts(spec.accounts)
     if len(spec.accounts) > settings.max_accounts:
@@ -114,6 +116,18 @@ def _resolve_now(host, port):
 
 def _normalise_accounts(raw):
     """Strip "@", lower-case, check Instagram's rules, drop repeats (first one wins)."""
+    accounts, invalid = _split_accounts(raw)
+    if invalid:
+        raise InvalidJob(
+            "invalid_usernames",
+            f"{len(invalid)} account(s) are not valid Instagram usernames (1-30 letters, digits, '.' or '_').",
+            _username_details(invalid),
+        )
+    return accounts
+
+
+def _split_accounts(raw):
+    """(the valid usernames, normalised and de-duplicated; the names that break the rules)."""
     accounts, invalid = {}, []
     for name in raw:
         username = name.strip().lstrip("@").lower()
@@ -121,13 +135,17 @@ def _normalise_accounts(raw):
             accounts.setdefault(username, None)
         else:
             invalid.append(name)
-    if invalid:
-        raise InvalidJob(
-            "invalid_usernames",
-            f"{len(invalid)} account(s) are not valid Instagram usernames (1-30 letters, digits, '.' or '_').",
-            [{"field": "accounts", "value": name[:64]} for name in invalid[:MAX_ECHOED]],
-        )
-    return list(accounts)
+    return list(accounts), invalid
+
+
+def _string_accounts(body):
+    """The string items of a body's `accounts` list, whatever else is wrong with the body."""
+    accounts = body.get("accounts") if isinstance(body, dict) else None
+    return [name for name in accounts if isinstance(name, str)] if isinstance(accounts, list) else []
+
+
+def _username_details(invalid):
+    return [{"field": "accounts", "value": name[:64]} for name in invalid[:MAX_ECHOED]]
 
 
 def submit(engine, celery, settings, spec, api_key_id):

@@ -7,6 +7,7 @@ const POLL_MS = 2000;
 const PAGE_SIZE = 50;
 const ENDED = new Set(FOLLOWSIFT_STATUSES.jobEnded);  // from /dashboard/statuses.js
 const GENDER_LABELS = { female: "women", male: "men", unknown: "unknown", any: "everyone" };
+const INSTAGRAM = "https://www.instagram.com/";
 
 const $ = (id) => document.getElementById(id);
 const state = { newest: [], older: [], jobsCursor: null, selected: null, pages: [null], pageIndex: 0, nextCursor: null, timer: null };
@@ -73,10 +74,52 @@ function progressBar(job) {
   return box;
 }
 
+// Only http(s) URLs from the API go into an href or a src (never javascript:, data:, ...).
+function safeUrl(text) {
+  try {
+    const url = new URL(text);
+    return ["https:", "http:"].includes(url.protocol) ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function profileLink(profile) {
+  const link = el("a", null, "profile");
+  link.href = `${INSTAGRAM}${encodeURIComponent(profile.username)}/`;
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
+  const picture = profile.profile_pic_url && safeUrl(profile.profile_pic_url);
+  if (picture) link.append(avatar(picture));
+  link.append(document.createTextNode(profile.username));
+  return link;
+}
+
+function avatar(src) {
+  const img = el("img", null, "avatar");
+  img.alt = "";
+  img.referrerPolicy = "no-referrer";  // Instagram's CDN learns nothing about this page
+  img.loading = "lazy";
+  img.addEventListener("error", () => { img.hidden = true; });  // expired (or, emulated, made-up) pictures
+  img.src = src;
+  return img;
+}
+
 const number = (n) => Number(n).toLocaleString("en");
 const when = (iso) => new Date(iso).toLocaleString();
 
-// -- the key ---------------------------------------------------------------------------------
+// -- the server and the key -----------------------------------------------------------------
+
+async function loadInfo() {
+  const response = await fetch("/dashboard/info.json");
+  if (response.ok) $("synthetic").hidden = !(await response.json()).synthetic;
+}
+
+function askForKey(message, kind) {
+  $("app").hidden = true;
+  $("key-hint").hidden = false;
+  show(message, kind);
+}
 
 async function useKey(key) {
   localStorage.setItem(KEY_STORAGE, key);
@@ -84,11 +127,11 @@ async function useKey(key) {
     await loadJobs();
   } catch (error) {
     localStorage.removeItem(KEY_STORAGE);
-    $("app").hidden = true;
-    show(error.status === 401 ? "That API key was not accepted." : error.message);
+    askForKey(error.status === 401 ? "That API key was not accepted." : error.message);
     return;
   }
   show("");
+  $("key-hint").hidden = true;
   $("api-key").value = "";
   $("api-key").placeholder = "key saved in this browser";
   $("app").hidden = false;
@@ -98,9 +141,8 @@ async function useKey(key) {
 function forgetKey() {
   localStorage.removeItem(KEY_STORAGE);
   clearTimeout(state.timer);
-  $("app").hidden = true;
   $("api-key").placeholder = "fs_…";
-  show("Key forgotten.", "info");
+  askForKey("Key forgotten.", "info");
 }
 
 // -- creating a job --------------------------------------------------------------------------
@@ -270,7 +312,7 @@ async function loadResults() {
   if (jobId !== state.selected) return;
   state.nextCursor = page.next_cursor;
   const rows = page.profiles.map((p) => row([
-    p.username, p.full_name, el("span", GENDER_LABELS[p.gender] || p.gender, `gender ${p.gender}`),
+    profileLink(p), p.full_name, el("span", GENDER_LABELS[p.gender] || p.gender, `gender ${p.gender}`),
     p.gender_confidence.toFixed(2), p.source_accounts.join(", "),
   ]));
   $("result-rows").replaceChildren(...rows);
@@ -329,5 +371,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("prev-page").addEventListener("click", () => turnPage(-1));
   $("next-page").addEventListener("click", () => turnPage(1));
   $("download").addEventListener("click", download);
+  loadInfo().catch(() => {});  // without it the page works, only the banner stays hidden
   if (localStorage.getItem(KEY_STORAGE)) useKey(localStorage.getItem(KEY_STORAGE));
+  else askForKey("");
 });
