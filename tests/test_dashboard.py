@@ -108,6 +108,18 @@ def test_a_job_from_the_dashboard(app, api_key, worker, emulator, web_server, br
     page.click("#prev-page")
     page.wait_for_selector(f"#page-info >> text=1–50 of {kept:,}")
 
+    page.wait_for_selector("#account-rows tr:nth-child(4)")
+    accounts = client.get(f"/api/jobs/{job_id}/accounts").get_json()["accounts"]
+    shown = [[cell.text_content() for cell in tr.query_selector_all("td")] for tr in page.query_selector_all("#account-rows tr")]
+    assert [cells[:2] + cells[4:5] for cells in shown] == [[a["account"], a["status"], f"{a['kept']:,}"] for a in accounts]
+    overlap = client.get(f"/api/jobs/{job_id}/overlap?top=6").get_json()
+    header = [th.text_content() for th in page.query_selector_all("#overlap-head td")]
+    assert header == ["", *overlap["accounts"]]
+    pair = overlap["shared"][0]
+    row = overlap["accounts"].index(pair["a"]) + 1
+    column = overlap["accounts"].index(pair["b"]) + 2
+    assert page.text_content(f"#overlap-rows tr:nth-child({row}) td:nth-child({column})") == f"{pair['shared']:,}"
+
     with page.expect_download() as download_info:
         page.click("#download")
     download = download_info.value

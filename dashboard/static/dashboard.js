@@ -244,6 +244,7 @@ function schedule() {
     // A running job's first page fills up as batches end: keep it fresh.
     if (after && state.pageIndex === 0 && (!before || before.profiles_kept !== after.profiles_kept)) {
       loadResults().catch((error) => show(error.message));
+      loadAccounts().catch((error) => show(error.message));
     }
     schedule();
   }, POLL_MS);
@@ -258,6 +259,23 @@ function selectJob(jobId) {
   $("job").hidden = false;
   renderJobs();
   loadResults().catch((error) => show(error.message));
+  loadAccounts().catch((error) => show(error.message));
+}
+
+async function loadAccounts() {
+  // The job's first 100 accounts by name, and the overlap of its largest ones.
+  const jobId = state.selected;
+  const [page, overlap] = await Promise.all([api(`/api/jobs/${jobId}/accounts?limit=100`),
+    api(`/api/jobs/${jobId}/overlap?top=6`)]);
+  if (jobId !== state.selected) return;
+  $("account-rows").replaceChildren(...page.accounts.map((a) => row([
+    a.account, el("span", a.status, `status ${a.status}`), number(a.requested), number(a.scraped), number(a.kept),
+    `${number(a.gender_breakdown.female)} / ${number(a.gender_breakdown.male)}`, a.reason || "",
+  ])));
+  const shared = new Map(overlap.shared.map((p) => [`${p.a} ${p.b}`, p.shared]));
+  const cell = (x, y) => (x === y ? `${number(overlap.unique[x])} only` : number(shared.get(`${x} ${y}`) ?? shared.get(`${y} ${x}`) ?? 0));
+  $("overlap-head").replaceChildren(row(["", ...overlap.accounts]));
+  $("overlap-rows").replaceChildren(...overlap.accounts.map((x) => row([x, ...overlap.accounts.map((y) => cell(x, y))])));
 }
 
 function renderJob(job) {
