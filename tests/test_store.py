@@ -241,3 +241,14 @@ def test_cursor_round_trip(value):
 def test_foreign_cursors_are_refused(cursor):
     with pytest.raises(ValueError):
         store.results.decode_cursor(cursor)
+
+
+def test_every_table_has_row_level_security_on_postgres(quiet_engine):
+    """Supabase's anon and authenticated roles reach nothing, schema_migrations included."""
+    with quiet_engine.connect() as conn:
+        tables = dict(conn.exec_driver_sql(
+            "select relname, relrowsecurity from pg_class join pg_namespace n on n.oid = relnamespace "
+            "where nspname = 'public' and relkind = 'r'").all())
+    assert {"schema_migrations", "api_keys", "scrape_jobs", "scrape_batches", "scrape_results", "scrape_accounts",
+            "apify_capacity"} <= set(tables)
+    assert [name for name, secured in tables.items() if not secured] == []

@@ -1,5 +1,8 @@
 """Gender inference from Instagram display names and usernames, offline.
 
+(One module of some 600 lines: the steps below share the cleaned tokens and the tables and
+read best in order; the tables' readers and word lists live in utils/gender_data/.)
+
 Pipeline for one profile (``detect_gender(full_name, username)``):
 
 1. Clean the display name: NFKC (fancy Unicode letters -> plain), small caps and similar

@@ -1,5 +1,8 @@
 """Build utils/gender_data/names.tsv.gz, the given-name dictionary behind utils.gender.
 
+(A build script, run by hand when a source changes, longer than the modules it feeds because
+each source needs its own reading; its output is committed.)
+
 Run from the repo root with the build-only packages installed in the venv:
 
     .venv/bin/pip install -r utils/gender_data/requirements-build.txt
