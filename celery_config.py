@@ -39,6 +39,8 @@ def broker_url(settings):
         return embedded_redis.ensure_running(settings.instance_path)
     parts = urlsplit(settings.redis_url)
     query = [(key, value) for key, value in parse_qsl(parts.query) if key != "ssl_cert_reqs"]
+    if len(query) == len(parse_qsl(parts.query)):
+        return settings.redis_url  # as given: geturl() would turn redis+socket:///path into redis+socket:/path
     return parts._replace(query=urlencode(query)).geturl()
 
 

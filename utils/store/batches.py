@@ -154,6 +154,7 @@ def record_run(engine, claim, run_id, webhook_token=None):
     longer ours or its job stopped meanwhile (the caller aborts the run)."""
     now = utcnow()
     with engine.begin() as conn:
+        _lock_job(conn, claim.job_id)
         store_accounts.start_run(conn, claim.job_id, claim.accounts)
         return bool(conn.execute(
             batches.update().where(_held(claim), _active_job(claim.job_id)).values(
@@ -175,9 +176,16 @@ def requeue(engine, claim, *, delay_seconds, error=None, failure=False, run_cost
         ))
 
 
+def _lock_job(conn, job_id):
+    """Wait for a stop of the job being committed, so that what follows sees whether it stopped
+    (a stop skips batches a task holds, and would otherwise miss one handed back meanwhile)."""
+    conn.execute(sa.select(jobs.c.status).where(jobs.c.job_id == job_id).with_for_update(read=True))
+
+
 def _back_or_cancelled(conn, claim, hand_back):
     """Hand a held batch back with `hand_back` (an UPDATE that requires an active job); when its
     job stopped meanwhile, close the batch instead of leaving it waiting for nobody."""
+    _lock_job(conn, claim.job_id)
     if not conn.execute(hand_back).rowcount:
         conn.execute(batches.update().where(_held(claim)).values(
             status=B.CANCELLED, finished_at=utcnow(), lease_expires_at=None))
