@@ -29,7 +29,9 @@ os.environ["CELERY_QUEUE"] = QUEUE  # this run's apps and workers on their own q
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 # Rate limits are a product feature, not what these scripts measure.
 UNLIMITED = {"RATE_LIMIT_CREATE": "1000000/second", "RATE_LIMIT_READ": "1000000/second",
-             "RATE_LIMIT_UNAUTHENTICATED": "1000000/second", "MAX_COST_USD_DEFAULT": "0"}
+             "RATE_LIMIT_UNAUTHENTICATED": "1000000/second", "MAX_COST_USD_DEFAULT": "0",
+             # An actor that names each row's account, so a batch is BATCH_SIZE accounts in one run.
+             "APIFY_ACTOR_ID": "apify/instagram-followers-following-scraper"}
 
 
 @contextmanager
