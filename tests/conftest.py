@@ -19,7 +19,7 @@ from api_async import limiter
 from app import create_app
 from werkzeug.serving import make_server
 
-from stack import APIFY_TOKEN, QUEUE, REDIS_URL, Beat, Emulator, Worker, service_env, throwaway_database
+from stack import QUEUE, REDIS_URL, Beat, Emulator, Worker, service_env, throwaway_database
 from utils import store
 from utils.config import Settings
 from utils.gender import detect_genders

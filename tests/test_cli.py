@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app import create_app
-from conftest import all_results, authorised_client, submit
+from conftest import submit
 from utils import store
 
 
