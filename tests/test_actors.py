@@ -3,22 +3,20 @@ emulator, which serves each as it really answers: exact source accounts, per-acc
 statuses (a private account, a missing one, a short list, a list continued past the actor's
 per-run cap, a spent quota), the overlap of the accounts' followers, and no paid run twice.
 
-Each actor gets a worker of its own on a database of its own (the session worker runs another
-actor), with the default timers and the clock's poller.
+Each actor gets a stack of its own (`stack.Stack`: database, queue, worker, clock and webhook
+receiver; the session worker runs another actor), with the default timers.
 """
 import time
 
 import pytest
 
 import apify_emulator as emulated
-from app import create_app
 from celery_config import request_starts
-from utils import store
 from utils.actors import ADAPTERS, CursorRow, ErrorRow, continuations
 from utils.config import DEFAULT_ACTOR_ID
 
-from conftest import authorised_client, check_job, runs_of, submit, wait_for_job
-from stack import Beat, Worker, throwaway_database
+from conftest import check_job, runs_of, submit, wait_for_job
+from stack import Stack, throwaway_database
 
 APIFY, SCRAPING, NETAJI = ("apify/instagram-followers-following-scraper",
                            "scraping_solutions/instagram-scraper-followers-following-no-cookies",
@@ -73,19 +71,14 @@ def actor_db():
 
 @pytest.fixture(params=[APIFY, SCRAPING, NETAJI, DEFAULT_ACTOR_ID])
 def actor_stack(request, actor_db, redis_url, service_settings, emulator, tmp_path):
-    actor = request.param
-    app = create_app({"database_url": actor_db, "redis_url": redis_url, "apify_actor_id": actor, "batch_size": 2,
-                      "celery_queue": f"actors-{tmp_path.name}", "rate_limit_create": "10000/minute",
-                      "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute"})
-    engine = app.extensions["engine"]
-    store.migrate(engine)
-    env = {**service_settings, "DATABASE_URL": actor_db, "APIFY_ACTOR_ID": actor, "PUBLIC_BASE_URL": "",
-           "BATCH_SIZE": "2", "CELERY_QUEUE": f"actors-{tmp_path.name}"}
-    worker, clock = Worker(env, tmp_path / "worker.log"), Beat(env, tmp_path / "beat.log")
+    """A stack of its own for the actor, on its own queue (the session worker runs another actor)."""
+    actor, queue = request.param, f"actors-{tmp_path.name}"
+    own = Stack(actor_db, redis_url, apify_actor_id=actor, batch_size=2, celery_queue=queue)
+    env = {**service_settings, "APIFY_ACTOR_ID": actor, "BATCH_SIZE": "2", "CELERY_QUEUE": queue}
     emulator.fault(route="start_run", quota=True, when_input_contains="quotafan", times=None)
-    yield actor, app, authorised_client(app, store.keys.create_api_key(engine, f"actors-{tmp_path.name}"))
-    clock.stop()
-    worker.stop()
+    with own.worker_and_clock(env, tmp_path):
+        yield actor, own.app, own.client
+    own.close()
 
 
 def test_a_job_through_each_actor_knows_each_account(actor_stack, emulator):

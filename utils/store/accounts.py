@@ -9,7 +9,7 @@ from utils.store.schema import AccountStatus as A, accounts, results
 
 a = accounts.c
 MAX_RUNS_PER_ACCOUNT = 100  # a list continued this often is given up as capped
-_FINAL = sa.and_(a.status != A.PENDING)
+_FINAL = a.status != A.PENDING
 
 
 def rows_for(job_id, account_batches, per_account_limit):
