@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 import redis
+import sqlalchemy as sa
 
 import apify_emulator as emulated
 from api_async import limiter
@@ -22,6 +23,7 @@ from werkzeug.serving import make_server
 from stack import QUEUE, REDIS_URL, Beat, Emulator, Worker, service_env, throwaway_database
 from utils import store
 from utils.config import Settings
+from utils.store.schema import BatchStatus, batches
 from utils.gender import detect_genders
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -192,6 +194,21 @@ def eventually(probe, done, timeout=30, interval=0.05):
 def wait_for_job(client, job_id, timeout=60):
     return eventually(lambda: client.get(f"/api/job-status/{job_id}").get_json(),
                       lambda status: status["status"] in ("completed", "failed", "cancelled"), timeout, 0.1)
+
+
+def settle(engine, timeout=60):
+    """Wait until the worker has ended every batch that earlier tests left in the shared database.
+
+    Postgres is the queue of record: the clock hands the worker whatever an earlier test left
+    queued, so a test that reads the worker's process-wide counters waits for that first.
+    """
+    ended = (BatchStatus.SUCCEEDED, BatchStatus.FAILED, BatchStatus.CANCELLED)
+    active = sa.select(sa.func.count()).select_from(batches).where(batches.c.status.not_in(ended))
+
+    def count():
+        with engine.connect() as conn:
+            return conn.execute(active).scalar_one()
+    eventually(count, lambda left: left == 0, timeout, 0.2)
 
 
 def runs_of(emulator, accounts):

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from celery_config import make_celery
-from conftest import authorised_client, forget_capacity, submit, wait_for_job
+from conftest import authorised_client, forget_capacity, settle, submit, wait_for_job
 from utils import metrics, store
 from utils.config import Settings
 
@@ -32,7 +32,8 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_worker_counters_move_after_a_job(metrics_app, client, worker, emulator):
+def test_worker_counters_move_after_a_job(metrics_app, client, engine, worker, emulator):
+    settle(engine)
     emulator.fault(route="start_run", status=503, type="server-error", times=1)
     webhooks_before = _webhook_detections()
     before = scrape(metrics_app)
