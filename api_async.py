@@ -11,7 +11,6 @@ from flask_limiter.util import get_remote_address
 
 from celery_config import publish_store, request_starts
 from utils import events, export, jobs, runs, store
-from utils.costs import estimate as estimate_job
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 # Apify's ad-hoc webhooks (utils/runs.py): no API key, each run's own token instead.
@@ -85,9 +84,7 @@ def scrape_followers():
 @read_limit
 def estimate():
     """What the job in the body would scrape and cost; no job is created."""
-    spec = _parse_scrape_request()
-    budget = jobs.budget_for(_engine(), _settings(), spec, g.api_key_id)
-    return estimate_job(len(spec.accounts), spec.totalScrapeCount, budget, _settings(), jobs.batch_size(_settings()))
+    return jobs.estimate(_engine(), _settings(), _parse_scrape_request(), g.api_key_id)
 
 
 def _parse_scrape_request():
@@ -198,6 +195,13 @@ def delete_job(job_id):
     """Delete the job, its batches and its results."""
     jobs.delete(_engine(), _celery(), job_id, g.api_key_id, current_app.logger.warning)
     return "", 204
+
+
+@bp.delete("/data")
+@create_limit
+def delete_key_data():
+    """Delete everything the key caused to be stored."""
+    return jobs.forget_key(_engine(), _celery(), g.api_key_id, current_app.logger.warning)
 
 
 def _cursor_arg(decode):

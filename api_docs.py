@@ -107,6 +107,9 @@ OPERATIONS = (
               params=(JOB_ID,), errors=(401, 404, 409, 429)),
     Operation("deleteJob", "delete", "/api/jobs/{job_id}", "Delete a job and its results", None, 204,
               params=(JOB_ID,), errors=(401, 404, 429)),
+    Operation("deleteKeyData", "delete", "/api/data",
+              "Delete everything this key caused to be stored: its jobs, their results, the follower lists they "
+              "scraped", schemas.DataDeleted, errors=(401, 429)),
     Operation("getOpenApi", "get", "/api/openapi.json", "This document",
               {"application/json": {"type": "object"}}, errors=(), public=True, tags=("docs",)),
     Operation("getApiDocs", "get", "/api/docs", "Interactive documentation (Swagger UI)", {"text/html": _TEXT},

@@ -18,6 +18,7 @@ from utils.config import ConfigError
 
 START_RUNS = "followsift.start_runs"
 STORE_BATCH = "followsift.store_batch"
+SERVE_LISTS = "followsift.serve_lists"
 ABORT_RUNS = "followsift.abort_runs"
 TICK = "followsift.tick"
 PURGE = "followsift.purge"
@@ -114,6 +115,11 @@ def request_starts(celery):
     celery.send_task(START_RUNS)
 
 
+def request_serves(celery):
+    """Have batches of stored follower lists served into their jobs' results."""
+    celery.send_task(SERVE_LISTS)
+
+
 def publish_store(celery, job_id, batch_index):
     """Have a batch whose run ended stored."""
     celery.send_task(STORE_BATCH, args=[job_id, batch_index])
@@ -130,6 +136,9 @@ class Publisher:
 
     def start(self):
         request_starts(self.celery)
+
+    def serve(self):
+        request_serves(self.celery)
 
     def callback(self, job_id):
         notify_job_end(self.celery, job_id)

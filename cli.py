@@ -219,11 +219,12 @@ def tick_command():
 @click.command("purge")
 @with_appcontext
 def purge_command():
-    """Delete jobs older than RESULTS_TTL_DAYS, with their batches and results."""
+    """Delete jobs older than RESULTS_TTL_DAYS, with their batches and results, and the
+    follower lists as old that no job reads."""
     celery = current_app.extensions["celery"]
-    count = maintenance.purge(_engine(), current_app.config["SETTINGS"],
-                              lambda run_ids: request_abort(celery, run_ids))
-    click.echo(f"purged {count} jobs")
+    jobs, lists = maintenance.purge(_engine(), current_app.config["SETTINGS"],
+                                    lambda run_ids: request_abort(celery, run_ids))
+    click.echo(f"purged {jobs} jobs and {lists} follower lists")
 
 
 COMMANDS = (migrate_command, create_api_key_command, revoke_api_key_command, rotate_webhook_secret_command,

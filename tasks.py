@@ -16,15 +16,16 @@ from functools import cache
 import sqlalchemy.exc
 from celery import Celery, signals
 
-from celery_config import ABORT_RUNS, NOTIFY_JOB_END, PURGE, START_RUNS, STORE_BATCH, TICK, Publisher, configure
+from celery_config import (ABORT_RUNS, NOTIFY_JOB_END, PURGE, SERVE_LISTS, START_RUNS, STORE_BATCH, TICK, Publisher,
+                           configure)
 from utils import actors, jobs, maintenance, metrics, runs, store, webhooks
-from utils.batch_processor import classify_items
+from utils.batch_processor import classify_items, classify_listed
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets, setup_worker_logging
 from utils.scraper import TERMINAL_RUN_STATUSES, CapacityRefused, FatalApifyError, Scraper, TransientApifyError
 from utils.store.batches import LeaseLost
 from utils.store.jobs import ALL_KEYS
-from utils.store.schema import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES
+from utils.store.schema import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES, AccountStatus
 
 celery = Celery("followsift")  # configured from the environment when Celery first reads its settings
 log = logging.getLogger("followsift.tasks")
@@ -179,6 +180,68 @@ def _close_run(claim, state):
                                    run_cap=adapter().run_cap)
 
 
+# -- serving stored follower lists ----------------------------------------------------------------------
+
+@celery.task(name=SERVE_LISTS)
+def serve_lists():
+    """Serve batches of stored follower lists into their jobs' results while one has an account
+    whose list ended; hand on after TASK_SLICE_SECONDS. No Apify call, no room needed."""
+    deadline = time.monotonic() + settings().task_slice_seconds
+    while time.monotonic() < deadline:
+        claim = store.batches.claim_serve(engine(), settings().batch_lease_seconds)
+        if claim is None:
+            return
+        _serve(claim, deadline)
+    serve_lists.delay()
+
+
+def _serve(claim, deadline):
+    """Serve the claimed batch's accounts whose list ended; end the batch when none is left.
+    An account whose list failed or was deleted is scraped by the job itself after all."""
+    where = f"job {claim.job_id} batch {claim.batch_index} attempt {claim.attempt}"
+    waiting, rescrape = False, []
+    try:
+        for account in store.batches.accounts_to_serve(engine(), claim):
+            if account.list_status == AccountStatus.PENDING:
+                waiting = True
+            elif account.list_status not in store.lists.SERVABLE:
+                rescrape.append(account.account)
+            elif not _serve_account(claim, account, deadline):
+                store.batches.requeue(engine(), claim, delay_seconds=0)  # still due: the next slice goes on
+                return
+        if rescrape:
+            store.batches.rescrape(engine(), claim, rescrape, jobs.batch_size(settings()), settings().apify_actor_id)
+            log.info("%s: %d lists it waited for failed; scraping them in this job", where, len(rescrape))
+            start_runs.delay()
+        if waiting:
+            store.batches.requeue(engine(), claim, delay_seconds=0)  # due again when one of its lists ends
+        else:
+            log.info("%s: served from stored lists; job %s", where,
+                     _ended(claim.job_id, store.batches.end_batch(engine(), claim)))
+    except LeaseLost:
+        _let_go(claim)
+    except DATABASE_AWAY as exc:
+        log.warning("%s: %s; the clock hands the batch back when its lease runs out", where, exc)
+
+
+def _serve_account(claim, account, deadline):
+    """Serve one account from its list, chunk by chunk, from where it got to; False when the
+    slice ran out first."""
+    served, upto = account.scraped, account.served_upto
+    while served < account.requested:
+        if time.monotonic() > deadline:
+            return False
+        rows = store.lists.read(engine(), account.list_id, upto,
+                                min(settings().write_chunk_size, account.requested - served))
+        if not rows:
+            break
+        chunk = classify_listed(rows, account.account, claim.target_gender, claim.min_confidence)
+        store.batches.store_chunk(engine(), claim, chunk, claim.items_read, settings().batch_lease_seconds)
+        served, upto = served + len(rows), rows[-1].id
+    store.batches.close_served(engine(), claim, account.account, account.list_status, account.list_reason)
+    return True
+
+
 # -- what happens to a batch when something goes wrong -------------------------------------------------
 
 def _fault(claim, exc, where, run_cost_usd=0.0, keep_run=False):
@@ -299,6 +362,7 @@ def tick():
 
 @celery.task(name=PURGE)
 def purge():
-    count = maintenance.purge(engine(), settings(), abort_runs.delay)
-    if count:
-        log.info("purge: deleted %d jobs older than %s days", count, settings().results_ttl_days)
+    jobs_gone, lists_gone = maintenance.purge(engine(), settings(), abort_runs.delay)
+    if jobs_gone or lists_gone:
+        log.info("purge: deleted %d jobs and %d follower lists older than %s days", jobs_gone, lists_gone,
+                 settings().results_ttl_days)

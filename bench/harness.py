@@ -107,9 +107,9 @@ def make_job(engine, accounts=("bench_source",), key=None):
     """A job row (with its batch rows) to hang results on, owned by API key `key`; returns its id."""
     from utils import store
 
-    job_id, _ = store.jobs.create_job(
+    job_id, *_ = store.jobs.create_job(
         engine, api_key_id=key and store.keys.api_key_id(engine, key), accounts=list(accounts), target_gender="any", min_confidence=0.0,
-        total_scrape_count=1, per_account_limit=1, batch_size=50,
+        total_scrape_count=1, per_account_limit=1, batch_size=50, actor_id="test/actor",
     )
     return job_id
 

@@ -100,7 +100,8 @@ def service_settings(postgres_url, redis_url, emulator_process, metrics_dir, web
 
 @pytest.fixture(scope="session")
 def app(postgres_url, redis_url):
-    application = create_app({"database_url": postgres_url, "redis_url": redis_url,
+    # Jobs scrape every time unless a test asks for reuse (maxAgeDays): tests share account names.
+    application = create_app({"database_url": postgres_url, "redis_url": redis_url, "reuse_max_age_days": 0,
                               "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute",
                               "webhook_signing_secret": WEBHOOK_SECRET, "webhook_allow_private_addresses": 1})
     store.migrate(application.extensions["engine"])

@@ -40,9 +40,9 @@ def _new_key(app):
 def _job_of(app, key):
     """A one-account job of the key's, straight in the quiet database."""
     engine = app.extensions["engine"]
-    job_id, _ = store.jobs.create_job(engine, api_key_id=store.keys.api_key_id(engine, key), accounts=["a"],
+    job_id, *_ = store.jobs.create_job(engine, api_key_id=store.keys.api_key_id(engine, key), accounts=["a"],
                                       target_gender="any", min_confidence=0.0, total_scrape_count=1,
-                                      per_account_limit=1, batch_size=1)
+                                      per_account_limit=1, batch_size=1, actor_id="test/actor")
     return job_id
 
 
@@ -132,8 +132,8 @@ def test_streams_are_capped_per_key_and_given_back(app):
 def test_revoking_a_key_ends_its_streams(quiet_engine):
     name = f"revoked-{uuid.uuid4().hex}"
     key_id = store.keys.api_key_id(quiet_engine, store.keys.create_api_key(quiet_engine, name))
-    job_id, _ = store.jobs.create_job(quiet_engine, api_key_id=key_id, accounts=["a"], target_gender="any",
-                                      min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1)
+    job_id, *_ = store.jobs.create_job(quiet_engine, api_key_id=key_id, accounts=["a"], target_gender="any",
+                                      min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1, actor_id="test/actor")
     stream = job_events(quiet_engine, job_id, key_id, Settings(sse_poll_seconds=0.05), sleep=lambda _: None)
     assert next(stream).startswith("retry:") and next(stream).startswith("event: status")
     store.keys.revoke_api_key(quiet_engine, name)

@@ -69,8 +69,8 @@ def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
 
 def test_tick_and_purge_run_once(app, engine):
     runner = app.test_cli_runner()
-    job_id, _ = store.jobs.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
-                                      min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50)
+    job_id, *_ = store.jobs.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
+                                      min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50, actor_id="test/actor")
     store.jobs.cancel_job(engine, job_id)
     result = runner.invoke(args=["tick"])
     assert result.exit_code == 0 and result.output.startswith("published "), result.output

@@ -47,9 +47,9 @@ def test_estimate_and_post_reject_a_bad_budget(client, extra):
 
 
 def test_cost_rolls_up_once_per_batch(db):
-    job_id, _ = store.jobs.create_job(
+    job_id, *_ = store.jobs.create_job(
         db, api_key_id=None, accounts=["a", "b"], target_gender="any", min_confidence=0.0,
-        total_scrape_count=20, per_account_limit=10, batch_size=1, max_cost_usd=1.0,
+        total_scrape_count=20, per_account_limit=10, batch_size=1, actor_id="test/actor", max_cost_usd=1.0,
     )
     with db.begin() as conn:  # nothing else is going on
         conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.job_id != job_id).values(status="cancelled"))

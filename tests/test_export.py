@@ -45,9 +45,9 @@ def test_both_formats_hold_every_result(client, engine, worker, emulator):
 
 
 def test_csv_defuses_formulas_and_an_empty_job_has_a_header(client, engine, api_key):
-    job_id, _ = store.jobs.create_job(
+    job_id, *_ = store.jobs.create_job(
         engine, api_key_id=store.keys.api_key_id(engine, api_key), accounts=["a"], target_gender="any",
-        min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1,
+        min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1, actor_id="test/actor",
     )
     store.jobs.cancel_job(engine, job_id)  # no worker is to run it: these rows are the test's own
     url = f"/api/job-results/{job_id}/export?format=csv"

@@ -45,9 +45,9 @@ def settings(emulator):
 
 
 def _job(engine, accounts=("a", "b", "c")):
-    job_id, _ = store.jobs.create_job(
+    job_id, *_ = store.jobs.create_job(
         engine, api_key_id=None, accounts=list(accounts), target_gender="any", min_confidence=0.0,
-        total_scrape_count=30, per_account_limit=10, batch_size=1,
+        total_scrape_count=30, per_account_limit=10, batch_size=1, actor_id="test/actor",
     )
     return job_id
 
@@ -149,7 +149,7 @@ def test_purge_deletes_only_jobs_past_their_retention(idle, settings):
     store.batches.record_run(idle, claim, "RUN-OLD", "t")
     _set(idle, J, old, created_at=store.utcnow() - timedelta(days=31))
     aborted = []
-    assert maintenance.purge(idle, settings, aborted.extend) >= 1
+    assert maintenance.purge(idle, settings, aborted.extend)[0] >= 1
     assert store.jobs.get_job(idle, old, store.jobs.ALL_KEYS) is None
     assert store.jobs.get_job(idle, fresh, store.jobs.ALL_KEYS) is not None
     assert aborted == ["RUN-OLD"]

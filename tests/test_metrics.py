@@ -85,8 +85,8 @@ def test_queue_depth_is_the_length_of_the_celery_queue(redis_url, engine):
 def test_capacity_is_visible(quiet_engine, redis_url):
     forget_capacity(quiet_engine)
     settings = Settings(apify_max_concurrent_runs=7)
-    job_id, _ = store.jobs.create_job(quiet_engine, api_key_id=None, accounts=["a", "b"], target_gender="any",
-                                      min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1)
+    job_id, *_ = store.jobs.create_job(quiet_engine, api_key_id=None, accounts=["a", "b"], target_gender="any",
+                                      min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1, actor_id="test/actor")
     families = {f.name: f for f in metrics.StateCollector(quiet_engine, make_celery(Settings(redis_url=redis_url)),
                                                           settings).collect()}
     room = store.capacity.snapshot(quiet_engine, settings)

@@ -13,9 +13,9 @@ from utils.store.batches import Tally
 
 
 def _job(engine, accounts=("a", "b", "c"), batch_size=2, gender="any", api_key_id=None):
-    job_id, _ = store.jobs.create_job(
+    job_id, *_ = store.jobs.create_job(
         engine, api_key_id=api_key_id, accounts=list(accounts), target_gender=gender, min_confidence=0.0,
-        total_scrape_count=30, per_account_limit=10, batch_size=batch_size,
+        total_scrape_count=30, per_account_limit=10, batch_size=batch_size, actor_id="test/actor",
     )
     return job_id
 

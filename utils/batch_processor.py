@@ -1,5 +1,6 @@
-"""Classify a page of an actor's dataset: read its rows through the actor's adapter, infer each
-follower's gender, count them by batch and by input account, keep the target gender.
+"""Classify a page of followers: of an actor's dataset (read through the actor's adapter, each
+follower's gender inferred) or of a stored follower list (its genders as inferred then); count
+them by batch and by input account, keep the target gender.
 
 The resulting `Chunk` is what `store.batches.store_chunk` writes (idempotently, in one
 transaction); a page is at most WRITE_CHUNK_SIZE (1000) items.
@@ -7,7 +8,7 @@ transaction); a page is at most WRITE_CHUNK_SIZE (1000) items.
 from dataclasses import dataclass, field
 
 from utils.actors import CursorRow, ErrorRow
-from utils.gender import detect_genders
+from utils.gender import GenderGuess, detect_genders
 from utils.scraper import Follower
 from utils.store.batches import Tally
 
@@ -19,6 +20,8 @@ class Chunk:
     by_account: dict = field(default_factory=dict)  # {account: Tally}
     errors: list = field(default_factory=list)  # ErrorRow
     cursors: dict = field(default_factory=dict)  # {account: the last cursor the actor emitted}
+    listed: list = field(default_factory=list)  # [(account, row)]: every follower, for its account's list
+    served: dict = field(default_factory=dict)  # {account: the last list_followers id this chunk serves}
 
 
 def classify_items(adapter, items, accounts, target_gender, min_confidence):
@@ -30,11 +33,26 @@ def classify_items(adapter, items, accounts, target_gender, min_confidence):
     return chunk
 
 
-def classify(followers, target_gender, min_confidence):
-    """A `Chunk` from followers: every one counted, the target gender kept."""
-    guesses = detect_genders((f.full_name, f.username) for f in followers)
+def classify_listed(rows, account, target_gender, min_confidence):
+    """A `Chunk` from rows of `account`'s stored list (`store.lists.read`), which are listed already."""
+    followers = [Follower(row.profile_id, row.username, row.full_name, row.is_private, row.is_verified,
+                          row.profile_pic_url, account) for row in rows]
+    guesses = [GenderGuess(row.gender, row.gender_confidence, "list") for row in rows]
+    chunk = classify(followers, target_gender, min_confidence, guesses, listing=False)
+    chunk.served = {account: rows[-1].id} if rows else {}
+    return chunk
+
+
+def classify(followers, target_gender, min_confidence, guesses=None, listing=True):
+    """A `Chunk` from followers (and their gender guesses, inferred unless given): every one
+    counted (and, `listing`, listed), the target gender kept."""
+    if guesses is None:
+        guesses = detect_genders((f.full_name, f.username) for f in followers)
     chunk, kept = Chunk(), {}
     for follower, guess in zip(followers, guesses):
+        if listing and follower.source:
+            # Unrounded: a job reading the list compares it with its own minConfidence.
+            chunk.listed.append((follower.source, {**_row(follower, guess.gender, 0), "gender_confidence": guess.confidence}))
         gender = guess.gender if guess.confidence >= min_confidence else "unknown"
         keep = target_gender in ("any", gender)
         for tally in (chunk.tally, *_account_tally(chunk, follower.source)):

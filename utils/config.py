@@ -122,6 +122,9 @@ class Settings:
     # runs, starts what is due, and republishes what Redis lost (Postgres is the record).
     tick_seconds: float = setting(1.0, minimum=0.5)
     results_ttl_days: float = setting(30, minimum=0)
+    # A job reads an account's follower list scraped at most this many days ago instead of
+    # paying for a new run (a job's maxAgeDays overrides it; 0: always scrape).
+    reuse_max_age_days: float = setting(7, minimum=0)
     rate_limit_create: str = "60/minute"
     rate_limit_read: str = "1200/minute"
     rate_limit_unauthenticated: str = "30/minute"  # requests without a valid key, per client address

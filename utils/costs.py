@@ -15,12 +15,12 @@ def per_account_limit(total_scrape_count, accounts):
     return math.ceil(total_scrape_count / accounts)
 
 
-def estimate(accounts, total_scrape_count, max_cost_usd, settings, batch_size):
-    limit = per_account_limit(total_scrape_count, accounts)
+def estimate(accounts, limit, max_cost_usd, settings, batch_size):
+    """Runs, followers and cost of scraping `accounts` accounts, `limit` followers each."""
     full, rest = divmod(accounts, batch_size)
     batch_sizes = [(batch_size, full)] + ([(rest, 1)] if rest else [])
     batches = full + bool(rest)
-    share = None if max_cost_usd is None else max_cost_usd / batches
+    share = None if max_cost_usd is None or not batches else max_cost_usd / batches
     followers, cost = 0, 0.0
     for size, count in batch_sizes:
         items, run_cost = _run(size * limit, share, settings)
@@ -37,6 +37,14 @@ def estimate(accounts, total_scrape_count, max_cost_usd, settings, batch_size):
         "price_per_1000_usd": settings.apify_price_per_1000_usd,
         "run_start_usd": settings.apify_run_start_usd,
     }
+
+
+def saved(accounts, followers, settings, batch_size):
+    """What serving `accounts` from stored lists (`followers` in all) saved: the runs their
+    batches would have started, and those runs' start fees plus the followers' price."""
+    runs = math.ceil(accounts / batch_size)
+    usd = runs * settings.apify_run_start_usd + followers * settings.apify_price_per_1000_usd / 1000
+    return {"accounts": accounts, "followers": followers, "runs_saved": runs, "usd_saved": round(usd, 6)}
 
 
 def _run(max_items, share, settings):

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from celery_config import notify_job_end, request_abort, request_starts
+from celery_config import notify_job_end, request_abort, request_serves, request_starts
 from utils import actors, costs, store, webhooks
 from utils.gender import DEFAULT_MIN_CONFIDENCE
 from utils.schemas import status_body
@@ -36,6 +36,11 @@ class ScrapeRequest(BaseModel):
     )
     callbackUrl: HttpUrl | None = Field(
         default=None, description="Where to POST the signed job status when the job ends",
+    )
+    maxAgeDays: float | None = Field(
+        default=None, ge=0, le=3650,
+        description="Serve an account from a follower list scraped this many days ago at most, to at least "
+                    "the per-account limit, instead of a new Apify run (default REUSE_MAX_AGE_DAYS; 0: always scrape)",
     )
 
 
@@ -149,30 +154,50 @@ def _username_details(invalid):
 
 
 def submit(engine, celery, settings, spec, api_key_id):
-    """Write the job and its batches, commit, and have runs started.
+    """Write the job and its batches, commit, and have runs started and stored lists served.
 
-    Returns `{"job_id", "total_batches", "accounts", "per_account_limit"}`; raises
-    QueueUnavailable (after removing the job) when the queue is unreachable.
+    Returns `{"job_id", "total_batches", "accounts", "per_account_limit", "accounts_reused"}`;
+    raises QueueUnavailable (after removing the job) when the queue is unreachable.
     """
     if spec.callbackUrl is not None and not signing_secret(engine, settings, api_key_id):
         raise InvalidJob("callbacks_disabled", "callbackUrl needs a signing secret: the key's own (flask --app app "
                                                "rotate-webhook-secret NAME) or WEBHOOK_SIGNING_SECRET on the server.")
     budget = budget_for(engine, settings, spec, api_key_id)
     per_account_limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
-    job_id, total_batches = store.jobs.create_job(
+    job_id, total_batches, found = store.jobs.create_job(
         engine, api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
         min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
         total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
-        batch_size=batch_size(settings), max_cost_usd=budget,
-        callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
+        batch_size=batch_size(settings), actor_id=settings.apify_actor_id, max_age_days=max_age_days(spec, settings),
+        max_cost_usd=budget, callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
     )
     try:
-        request_starts(celery)
+        if found.scrape:
+            request_starts(celery)
+        if found.reused:
+            request_serves(celery)
     except Exception as exc:  # kombu raises several types; the job must not stay behind.
         store.jobs.delete_job(engine, job_id)
         raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
     return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
-            "per_account_limit": per_account_limit}
+            "per_account_limit": per_account_limit, "accounts_reused": len(found.reused)}
+
+
+def estimate(engine, settings, spec, api_key_id):
+    """What the job `spec` would scrape and cost (`costs.estimate`), over the accounts no
+    stored list serves, and what those lists would save."""
+    budget = budget_for(engine, settings, spec, api_key_id)
+    limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
+    found, followers = store.lists.preview(engine, spec.accounts, limit, settings.apify_actor_id,
+                                           max_age_days(spec, settings))
+    figures = costs.estimate(len(found.scrape), limit, budget, settings, batch_size(settings))
+    return {**figures, "accounts": len(spec.accounts), "per_account_limit": limit,
+            "reuse": costs.saved(len(found.reused), followers, settings, batch_size(settings))}
+
+
+def max_age_days(spec, settings):
+    """How old a follower list a job may read: maxAgeDays as asked, else REUSE_MAX_AGE_DAYS."""
+    return settings.reuse_max_age_days if spec.maxAgeDays is None else spec.maxAgeDays
 
 
 def budget_for(engine, settings, spec, api_key_id):
@@ -216,10 +241,15 @@ def statuses(engine, settings, found):
     """The status bodies of job rows, with their batches by status and the account's state."""
     job_ids = [job["job_id"] for job in found]
     counts = store.batches.batch_counts(engine, job_ids)
-    by_account = store.accounts.counts_by_status(engine, job_ids)
+    summaries = store.accounts.summaries(engine, job_ids)
     waiting = any(c.get(store.schema.BatchStatus.QUEUED) for c in counts.values())
     full = waiting and store.capacity.snapshot(engine, settings).free == 0
-    return [status_body(job, counts.get(job["job_id"]), full, by_account.get(job["job_id"])) for job in found]
+    bodies = []
+    for job in found:
+        summary = summaries.get(job["job_id"]) or store.accounts.Summary()
+        reuse = costs.saved(summary.reused, summary.reused_followers, settings, batch_size(settings))
+        bodies.append(status_body(job, counts.get(job["job_id"]), full, summary.by_status, reuse))
+    return bodies
 
 
 def cancel(engine, celery, job_id, api_key_id, on_queue_error):
@@ -243,6 +273,17 @@ def delete(engine, celery, job_id, api_key_id, on_queue_error):
     running = store.jobs.delete_job(engine, job["job_id"])
     if running:  # unaborted, the runs end on their own, capped by their item limits
         _follow_up(on_queue_error, f"the abort of {len(running)} Apify runs", request_abort, celery, running)
+
+
+def forget_key(engine, celery, api_key_id, on_queue_error):
+    """Delete everything the key caused to be stored: each of its jobs (as `delete`), then the
+    follower lists they scraped. Returns `{"jobs", "follower_lists"}` deleted."""
+    job_ids = store.jobs.job_ids_of(engine, api_key_id)
+    for job_id in job_ids:
+        running = store.jobs.delete_job(engine, job_id)
+        if running:
+            _follow_up(on_queue_error, f"the abort of {len(running)} Apify runs", request_abort, celery, running)
+    return {"jobs": len(job_ids), "follower_lists": store.lists.delete_caused_by(engine, api_key_id)}
 
 
 def _follow_up(on_queue_error, what, send, *args):

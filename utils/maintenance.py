@@ -15,11 +15,12 @@ SETTLE_PER_TICK = 20
 
 
 def tick(engine, settings, scraper, publish):
-    """One tick of the clock; `publish` has `store(job_id, batch_index)`, `start()`, `callback(job_id)`.
+    """One tick of the clock; `publish` has `store(job_id, batch_index)`, `start()`, `serve()`,
+    `callback(job_id)`.
 
     1. hand back the batches whose holder died (a start to the queue, a store to be stored);
     2. ask Apify about running runs due a look (the poller; the only way without webhooks);
-    3. publish again the stores, starts and callbacks whose messages Redis lost;
+    3. publish again the stores, starts, serves and callbacks whose messages Redis lost;
     4. read the account's limits when due, and settle costs that were read too early.
     """
     stores = store.batches.reclaim_expired(engine)
@@ -34,6 +35,8 @@ def tick(engine, settings, scraper, publish):
         publish.store(job_id, batch_index)
     if store.batches.start_due(engine):
         publish.start()
+    if store.batches.serve_due(engine):
+        publish.serve()
     for job_id in store.callbacks.lost_callbacks(engine, quiet_seconds=60):
         publish.callback(job_id)
     return len(stores)
@@ -61,11 +64,14 @@ def _settle_costs(engine, settings, scraper):
 
 
 def purge(engine, settings, abort_runs):
-    """Delete jobs created more than `RESULTS_TTL_DAYS` ago, with their batches and results."""
+    """Delete jobs created more than `RESULTS_TTL_DAYS` ago, with their batches and results,
+    then the follower lists that ended as long ago and no job reads any more."""
     older_than = store.utcnow() - timedelta(days=settings.results_ttl_days)
     job_ids = store.jobs.expired_job_ids(engine, older_than)
     for job_id in job_ids:
         running = store.jobs.delete_job(engine, job_id)
         if running:
             abort_runs(running)
-    return len(job_ids)
+    with engine.begin() as conn:
+        lists = store.lists.purge(conn, older_than)
+    return len(job_ids), lists

@@ -35,6 +35,17 @@ class JobCreated(BaseModel):
     total_batches: int
     accounts: int
     per_account_limit: int
+    accounts_reused: int = Field(description="Accounts served from follower lists already stored or being "
+                                             "scraped (see maxAgeDays), without an Apify run of this job's")
+
+
+class Reuse(BaseModel):
+    """What follower lists scraped before (or for another job) saved this job."""
+
+    accounts: int = Field(description="Input accounts served from a stored list")
+    followers: int = Field(description="Followers those lists brought")
+    runs_saved: int = Field(description="Apify runs their batches would have started")
+    usd_saved: float = Field(description="Those runs' start fees plus the followers' price, at the configured prices")
 
 
 class GenderBreakdown(BaseModel):
@@ -63,6 +74,7 @@ class JobStatus(BaseModel):
                     "failed; GET /api/jobs/<id>/accounts pages through them")
     waiting_for_capacity: bool = Field(
         description="Batches wait because the Apify account runs as many runs as it admits (not a stall)")
+    reuse: Reuse
     gender_breakdown: GenderBreakdown
     target_gender: Literal["male", "female", "any"]
     min_confidence: float
@@ -108,6 +120,7 @@ class AccountResult(BaseModel):
     account: str
     status: Literal[tuple(AccountState)] = Field(description="How the account's list ended (see JobStatus)")
     reason: str | None = Field(description="What the actor or Apify said, when the list did not complete")
+    reused: bool = Field(description="Served from a follower list scraped before or for another job")
     requested: int
     scraped: int
     kept: int = Field(description="Followers of the target gender found under this account")
@@ -139,6 +152,14 @@ class JobCancelled(BaseModel):
     status: Literal[Status.CANCELLED.value]
 
 
+class DataDeleted(BaseModel):
+    """`DELETE /api/data`: what the key's deletion removed."""
+
+    jobs: int = Field(description="The key's jobs, with their batches, accounts and results")
+    follower_lists: int = Field(description="Follower lists its jobs scraped (other keys' jobs keep the "
+                                            "results they already took from them)")
+
+
 class Estimate(BaseModel):
     """`POST /api/estimate`: what a job would cost, without creating it."""
 
@@ -151,15 +172,18 @@ class Estimate(BaseModel):
     max_cost_usd: float | None
     price_per_1000_usd: float
     run_start_usd: float
+    reuse: Reuse = Field(description="Accounts a stored list (or one being scraped) would serve; they are left "
+                                     "out of the batches, followers and cost above")
 
 
 def iso(value):
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def status_body(job, batch_counts=None, account_full=False, accounts_by_status=None):
+def status_body(job, batch_counts=None, account_full=False, accounts_by_status=None, reuse=None):
     """A job row as the API shows it, with its batches by status (`store.batches.batch_counts`),
-    whether the Apify account is full now, and its input accounts by how their lists ended."""
+    whether the Apify account is full now, its input accounts by how their lists ended, and
+    what reused lists saved (`costs.saved`)."""
     done = job["batches_done"]
     counts = batch_counts or {}
     waiting = counts.get(Batch.QUEUED, 0)
@@ -177,6 +201,7 @@ def status_body(job, batch_counts=None, account_full=False, accounts_by_status=N
         "batches_running": counts.get(Batch.STARTING, 0) + counts.get(Batch.RUNNING, 0),
         "batches_storing": counts.get(Batch.FINISHED, 0) + counts.get(Batch.STORING, 0),
         "waiting_for_capacity": bool(waiting and account_full),
+        "reuse": reuse or {"accounts": 0, "followers": 0, "runs_saved": 0, "usd_saved": 0.0},
         "accounts_by_status": {status.value: (accounts_by_status or {}).get(status, 0) for status in AccountState},
         "gender_breakdown": {"male": job["male_count"], "female": job["female_count"],
                              "unknown": job["unknown_count"]},

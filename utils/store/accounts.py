@@ -2,6 +2,8 @@
 kept, its followers' genders, and how its list ended, with the actor's continuation token
 while it goes on. Counts move in the same transaction as the chunk they count
 (`store.batches.store_chunk`), so they are exact under retries and redeliveries."""
+from dataclasses import dataclass, field
+
 import sqlalchemy as sa
 
 from utils.store import cursors
@@ -12,9 +14,11 @@ MAX_RUNS_PER_ACCOUNT = 100  # a list continued this often is given up as capped
 _FINAL = a.status != A.PENDING
 
 
-def rows_for(job_id, account_batches, per_account_limit):
-    """The rows to insert with a new job: one per account, in its batch."""
-    return [{"job_id": job_id, "account": account, "batch_index": index, "requested": per_account_limit}
+def rows_for(job_id, account_batches, per_account_limit, lists, reused):
+    """The rows to insert with a new job: one per account, in its batch, reading its list
+    (`lists` {account: list_id}; `reused` those another job scraped)."""
+    return [{"job_id": job_id, "account": account, "batch_index": index, "requested": per_account_limit,
+             "list_id": lists[account], "reused": account in reused}
             for index, batch in enumerate(account_batches) for account in batch]
 
 
@@ -36,9 +40,10 @@ def start_run(conn, job_id, run_accounts):
     conn.execute(accounts.update().where(a.job_id == job_id, a.account.in_(run_accounts)).values(continuation=None))
 
 
-def add_chunk(conn, job_id, counts, errors, cursors_seen):
+def add_chunk(conn, job_id, counts, errors, cursors_seen, served):
     """Add a chunk's per-account counts ({account: Tally-like with kept}), note the error rows'
-    statuses (an account's first reason stands) and the cursors the actor emitted."""
+    statuses (an account's first reason stands), the cursors the actor emitted and how far
+    each list was served ({account: list_followers id})."""
     if counts:
         conn.execute(
             accounts.update().where(a.job_id == job_id, a.account == sa.bindparam("acct")).values(
@@ -53,6 +58,8 @@ def add_chunk(conn, job_id, counts, errors, cursors_seen):
                      .values(status=error.status, reason=error.reason))
     for account, cursor in cursors_seen.items():
         conn.execute(accounts.update().where(a.job_id == job_id, a.account == account).values(continuation=cursor))
+    for account, upto in served.items():
+        conn.execute(accounts.update().where(a.job_id == job_id, a.account == account).values(served_upto=upto))
 
 
 def close_run(conn, job_id, batch_index, run_accounts, *, tokens, quota, items, run_cap, run_error=None):
@@ -83,8 +90,35 @@ def _ending(row, token, quota, items, run_cap, run_error):
     if token and row["runs"] + 1 < MAX_RUNS_PER_ACCOUNT:
         return A.PENDING, None, token
     if token or (run_cap and row["scraped"] and row["scraped"] % run_cap == 0):  # stopped right at the cap
-        return A.CAPPED, f"the actor stopped at its per-run cap after {row['scraped']} of {row['requested']}", None
-    return A.SHORT, f"{row['scraped']} of {row['requested']}: the actor says there are no more", None
+        return A.CAPPED, _capped(row), None
+    return A.SHORT, _short(row), None
+
+
+def _capped(row):
+    return f"the actor stopped at its per-run cap after {row['scraped']} of {row['requested']}"
+
+
+def _short(row):
+    return f"{row['scraped']} of {row['requested']}: the actor says there are no more"
+
+
+def close_served(conn, job_id, account, list_status, list_reason):
+    """An account served from a stored list got all the list had for it: complete when that
+    was as many as asked, else as the list ended (short, capped, private, not found)."""
+    row = conn.execute(sa.select(a.scraped, a.requested).where(a.job_id == job_id, a.account == account,
+                                                             a.status == A.PENDING)).mappings().first()
+    if row is None:
+        return
+    if row["scraped"] >= row["requested"]:
+        status, reason = A.COMPLETE, None
+    elif list_status == A.CAPPED:
+        status, reason = A.CAPPED, _capped(row)
+    elif list_status in (A.PRIVATE, A.NOT_FOUND):
+        status, reason = list_status, list_reason
+    else:
+        status, reason = A.SHORT, _short(row)
+    conn.execute(accounts.update().where(a.job_id == job_id, a.account == account, a.status == A.PENDING)
+                 .values(status=status, reason=reason))
 
 
 def fail_pending(conn, job_id, batch_index, reason):
@@ -93,16 +127,30 @@ def fail_pending(conn, job_id, batch_index, reason):
                  .values(status=A.FAILED, reason=reason))
 
 
-def counts_by_status(engine, job_ids):
-    """{job_id: {status: accounts}}."""
+@dataclass
+class Summary:
+    """A job's input accounts: how many by status, and those served from lists another job
+    scraped (`reused`) with the followers they brought."""
+
+    by_status: dict = field(default_factory=dict)
+    reused: int = 0
+    reused_followers: int = 0
+
+
+def summaries(engine, job_ids):
+    """{job_id: Summary}."""
     if not job_ids:
         return {}
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(a.job_id, a.status, sa.func.count()).where(a.job_id.in_(job_ids))
-                            .group_by(a.job_id, a.status)).all()
+        rows = conn.execute(sa.select(a.job_id, a.status, a.reused, sa.func.count(), sa.func.sum(a.scraped))
+                            .where(a.job_id.in_(job_ids)).group_by(a.job_id, a.status, a.reused)).all()
     found = {}
-    for job_id, status, count in rows:
-        found.setdefault(job_id, {})[status] = count
+    for job_id, status, reused, count, scraped in rows:
+        job = found.setdefault(job_id, Summary())
+        job.by_status[status] = job.by_status.get(status, 0) + count
+        if reused:
+            job.reused += count
+            job.reused_followers += int(scraped or 0)
     return found
 
 
@@ -129,7 +177,7 @@ def decode_cursor(cursor):
 
 
 def _public(row):
-    return {"account": row["account"], "status": row["status"], "reason": row["reason"],
+    return {"account": row["account"], "status": row["status"], "reason": row["reason"], "reused": row["reused"],
             "requested": row["requested"], "scraped": row["scraped"], "kept": row["kept"],
             "gender_breakdown": {"male": row["male_count"], "female": row["female_count"],
                                  "unknown": row["unknown_count"]}}

@@ -18,9 +18,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from utils import metrics
-from utils.store import accounts as store_accounts, capacity, results
-from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, MOVING, BatchStatus as B, JobStatus, batches, jobs,
-                                utcnow)
+from utils.store import accounts as store_accounts, capacity, lists as store_lists, results
+from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, MOVING, AccountStatus, BatchSource, BatchStatus as B,
+                                JobStatus, accounts, batches, follower_lists, jobs, utcnow)
 
 b = batches.c
 
@@ -77,7 +77,9 @@ def _lease(now, seconds):
 
 
 def _due(now):
-    return sa.and_(b.status == B.QUEUED, sa.or_(b.not_before.is_(None), b.not_before <= now))
+    """Queued batches of runs due to start."""
+    return sa.and_(b.status == B.QUEUED, b.source == BatchSource.APIFY,
+                   sa.or_(b.not_before.is_(None), b.not_before <= now))
 
 
 def _claim(conn, where, status, lease_seconds):
@@ -194,7 +196,7 @@ def _back_or_cancelled(conn, claim, hand_back):
 def run_budget(engine, claim, min_run_usd):
     """How much the claimed batch's run may charge: None for a job without a budget.
 
-    A run gets its share of the budget (maxCostUsd / total batches), never more than what
+    A run gets its share of the budget (maxCostUsd / batches of runs), never more than what
     is left: the budget minus the usage recorded on the job's batches (ended ones, and runs
     that failed and were retried) minus a share for each other run still on its way, which
     may yet charge that much. Returns 0 when what is left is below `min_run_usd` (the start
@@ -202,20 +204,96 @@ def run_budget(engine, claim, min_run_usd):
     """
     with engine.connect() as conn:
         job = conn.execute(
-            sa.select(jobs.c.max_cost_usd, jobs.c.total_batches).where(jobs.c.job_id == claim.job_id)
+            sa.select(jobs.c.max_cost_usd).where(jobs.c.job_id == claim.job_id)
         ).first()
         if job is None or job.max_cost_usd is None:
             return None
-        spent, moving = conn.execute(
+        spent, moving, runs = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(b.cost_usd), 0),
-                      sa.func.count().filter(b.status.in_(MOVING), b.batch_index != claim.batch_index))
-            .where(b.job_id == claim.job_id)
+                      sa.func.count().filter(b.status.in_(MOVING), b.batch_index != claim.batch_index),
+                      sa.func.count())
+            .where(b.job_id == claim.job_id, b.source == BatchSource.APIFY)
         ).one()
-    share = float(job.max_cost_usd) / job.total_batches
+    share = float(job.max_cost_usd) / runs
     left = float(job.max_cost_usd) - float(spent) - moving * share
     if left < min_run_usd or left <= 0:
         return 0.0
     return min(share, left)
+
+
+# -- serving stored lists ------------------------------------------------------------------------
+
+def _servable():
+    """Queued batches of lists with an account to serve: its list ended (or was deleted)."""
+    l, ac = follower_lists.c, accounts.c
+    list_ended = ~sa.exists().where(l.id == ac.list_id, l.status == AccountStatus.PENDING)
+    return sa.and_(b.status == B.QUEUED, b.source == BatchSource.LISTS, sa.exists().where(
+        ac.job_id == b.job_id, ac.batch_index == b.batch_index, ac.status == AccountStatus.PENDING, list_ended))
+
+
+def claim_serve(engine, lease_seconds):
+    """Lease a batch of lists with an account to serve, oldest job first; the Claim, or None."""
+    with engine.begin() as conn:
+        due = conn.execute(sa.select(b.job_id, b.batch_index).join(jobs, jobs.c.job_id == b.job_id)
+                           .where(_servable(), jobs.c.status.in_(ACTIVE_JOB_STATUSES))
+                           .order_by(jobs.c.created_at, b.batch_index).limit(10)).all()
+        for job_id, index in due:
+            claim = _claim(conn, sa.and_(b.job_id == job_id, b.batch_index == index, b.status == B.QUEUED),
+                           B.STORING, lease_seconds)
+            if claim is not None:
+                return claim
+    return None
+
+
+def serve_due(engine):
+    """Whether a batch of lists of an active job has an account to serve."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.exists().where(_servable(), _active_job()))).scalar()
+
+
+def accounts_to_serve(engine, claim):
+    """The held batch's accounts still to serve, with their list's state (None: deleted)."""
+    l, ac = follower_lists.c, accounts.c
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(ac.account, ac.list_id, ac.served_upto, ac.scraped, ac.requested,
+                      l.status.label("list_status"), l.reason.label("list_reason"))
+            .select_from(accounts.outerjoin(follower_lists, l.id == ac.list_id))
+            .where(ac.job_id == claim.job_id, ac.batch_index == claim.batch_index, ac.status == AccountStatus.PENDING)
+            .order_by(ac.account)).all()
+
+
+def close_served(engine, claim, account, list_status, list_reason):
+    """An account's list is served as far as it goes: say how it ended. LeaseLost when the batch
+    is not ours any more."""
+    with engine.begin() as conn:
+        _renew(conn, claim)
+        store_accounts.close_served(conn, claim.job_id, account, list_status, list_reason)
+
+
+def rescrape(engine, claim, names, batch_size, actor_id):
+    """The lists these accounts waited for failed or went: this job scrapes them itself, in new
+    batches of runs (the job's batch count grows with them). LeaseLost when the batch is not ours."""
+    groups = [names[i:i + batch_size] for i in range(0, len(names), batch_size)]
+    with engine.begin() as conn:
+        _renew(conn, claim)
+        job = conn.execute(jobs.update().where(jobs.c.job_id == claim.job_id)
+                           .values(total_batches=jobs.c.total_batches + len(groups))
+                           .returning(jobs.c.total_batches, jobs.c.api_key_id)).first()
+        store_lists.lock_planning(conn)
+        created = store_lists.create(conn, claim.job_id, job.api_key_id, names, claim.per_account_limit, actor_id)
+        first = job.total_batches - len(groups)
+        conn.execute(batches.insert(), [{"job_id": claim.job_id, "batch_index": first + i, "accounts": json.dumps(group)}
+                                        for i, group in enumerate(groups)])
+        conn.execute(accounts.update().where(accounts.c.job_id == claim.job_id, accounts.c.account == sa.bindparam("n"))
+                     .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False, served_upto=0),
+                     [{"n": name, "i": first + i, "lid": created[name]}
+                      for i, group in enumerate(groups) for name in group])
+
+
+def _renew(conn, claim):
+    if not conn.execute(batches.update().where(_held(claim)).values(lease_expires_at=b.lease_expires_at)).rowcount:
+        raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
 
 
 # -- the run ended at Apify ----------------------------------------------------------------------
@@ -276,8 +354,9 @@ def claim_store(engine, job_id, batch_index, lease_seconds):
 
 def store_chunk(engine, claim, chunk, items_read, lease_seconds):
     """Store one classified chunk (`batch_processor.Chunk`: kept rows, tallies by batch and by
-    account, error and cursor rows) with the dataset offset reached, renewing the lease, in one
-    transaction; returns the number of new profiles. LeaseLost (nothing written) when the batch
+    account, error and cursor rows, followers for the lists) with the dataset offset reached
+    (or, for a batch of lists, the list rows served), renewing the lease, in one transaction;
+    returns the number of new profiles. LeaseLost (nothing written) when the batch
     is not ours any more."""
     tally = chunk.tally
     with engine.begin() as conn:
@@ -289,7 +368,8 @@ def store_chunk(engine, claim, chunk, items_read, lease_seconds):
         if not held:
             raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
         new = results.write_rows(conn, claim.job_id, chunk.rows)
-        store_accounts.add_chunk(conn, claim.job_id, chunk.by_account, chunk.errors, chunk.cursors)
+        store_lists.add_followers(conn, claim.job_id, chunk.listed)
+        store_accounts.add_chunk(conn, claim.job_id, chunk.by_account, chunk.errors, chunk.cursors, chunk.served)
     metrics.profiles_kept(new)
     return new
 
@@ -298,9 +378,10 @@ def close_run(engine, claim, **run):
     """Say how the run's accounts ended (`store.accounts.close_run`); True when a list goes on
     and the batch needs another run. LeaseLost when the batch is not ours any more."""
     with engine.begin() as conn:
-        if not conn.execute(batches.update().where(_held(claim)).values(lease_expires_at=b.lease_expires_at)).rowcount:
-            raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
-        return store_accounts.close_run(conn, claim.job_id, claim.batch_index, claim.accounts, **run)
+        _renew(conn, claim)
+        goes_on = store_accounts.close_run(conn, claim.job_id, claim.batch_index, claim.accounts, **run)
+        store_lists.end_scraped(conn, claim.job_id)
+        return goes_on
 
 
 def items_read(engine, claim):
@@ -354,6 +435,7 @@ def end_batch(engine, claim, error_message=None, run_cost_usd=0.0):
             return None
         if failed:
             store_accounts.fail_pending(conn, claim.job_id, claim.batch_index, error_message)
+            store_lists.end_scraped(conn, claim.job_id)
         metrics.batch_ended(failed, ended.profiles_scraped)
         j = jobs.c
         job = conn.execute(
@@ -397,12 +479,13 @@ def lease_left(engine, job_id, batch_index):
 # -- what the clock looks after ------------------------------------------------------------------
 
 def reclaim_expired(engine):
-    """Batches whose holder died or hung: a start goes back to the queue, a store back to
-    finished. Returns the (job_id, batch_index) of the stores, to be published again."""
+    """Batches whose holder died or hung: a start (or a batch of lists) goes back to the queue,
+    a store back to finished. Returns the (job_id, batch_index) of the stores, to be published again."""
     now = utcnow()
     expired = sa.and_(b.lease_expires_at < now, _active_job())
     with engine.begin() as conn:
-        conn.execute(batches.update().where(b.status == B.STARTING, expired)
+        served = sa.and_(b.status == B.STORING, b.source == BatchSource.LISTS)
+        conn.execute(batches.update().where(sa.or_(b.status == B.STARTING, served), expired)
                      .values(status=B.QUEUED, lease_expires_at=None))
         return conn.execute(batches.update().where(b.status == B.STORING, expired)
                             .values(status=B.FINISHED, lease_expires_at=None, run_checked_at=now)

@@ -9,9 +9,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from utils.store import accounts as store_accounts, cursors
-from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, BatchStatus, JobStatus, batches, jobs, results,
-                                utcnow)
+from utils.store import accounts as store_accounts, cursors, lists as store_lists
+from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, BatchSource, BatchStatus, JobStatus, batches, jobs,
+                                results, utcnow)
 from utils.store.schema import accounts as account_table
 
 
@@ -34,25 +34,39 @@ def _scoped(query, api_key_id):
 
 
 def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
-               per_account_limit, batch_size, max_cost_usd=None, callback_url=None):
-    """Write the job row and one row per batch of `batch_size` accounts, in one transaction."""
+               per_account_limit, batch_size, actor_id, max_age_days=0, max_cost_usd=None, callback_url=None):
+    """Write the job, its accounts and its batches of `batch_size` accounts, in one transaction.
+
+    Each account reads one follower list (`store.lists`): one stored or being scraped for
+    another job, if `store.lists.plan` finds one no older than `max_age_days` (those accounts
+    go in batches of lists), else a new one the job's runs fill (in batches of runs).
+    Returns (job_id, total batches, the `store.lists.Plan`).
+    """
     job_id = str(uuid.uuid4())
     now = utcnow()
-    account_batches = [accounts[i:i + batch_size] for i in range(0, len(accounts), batch_size)]
     with engine.begin() as conn:
+        if max_age_days > 0:
+            store_lists.lock_planning(conn)
+        found = store_lists.plan(conn, accounts, per_account_limit, actor_id, max_age_days)
+        groups = [(source, names[i:i + batch_size])
+                  for source, names in ((BatchSource.APIFY, found.scrape), (BatchSource.LISTS, list(found.reused)))
+                  for i in range(0, len(names), batch_size)]
         conn.execute(jobs.insert().values(
             job_id=job_id, api_key_id=api_key_id, status=JobStatus.QUEUED, target_gender=target_gender,
             min_confidence=min_confidence,
             accounts_count=len(accounts), per_account_limit=per_account_limit,
-            total_scrape_count=total_scrape_count, total_batches=len(account_batches),
+            total_scrape_count=total_scrape_count, total_batches=len(groups),
             max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
         ))
         conn.execute(batches.insert(), [
-            {"job_id": job_id, "batch_index": index, "accounts": json.dumps(chunk)}
-            for index, chunk in enumerate(account_batches)
+            {"job_id": job_id, "batch_index": index, "accounts": json.dumps(names), "source": source}
+            for index, (source, names) in enumerate(groups)
         ])
-        conn.execute(account_table.insert(), store_accounts.rows_for(job_id, account_batches, per_account_limit))
-    return job_id, len(account_batches)
+        lists = {**store_lists.create(conn, job_id, api_key_id, found.scrape, per_account_limit, actor_id),
+                 **found.reused}
+        conn.execute(account_table.insert(), store_accounts.rows_for(
+            job_id, [names for _, names in groups], per_account_limit, lists, found.reused))
+    return job_id, len(groups), found
 
 
 def get_job(engine, job_id, api_key_id):
@@ -99,6 +113,7 @@ def decode_job_cursor(cursor):
 def delete_job(engine, job_id):
     """Delete the job, its batches and its results; returns the Apify runs still going."""
     with engine.begin() as conn:
+        store_lists.abandon(conn, job_id, "the job scraping it was deleted")
         conn.execute(results.delete().where(results.c.job_id == job_id))
         conn.execute(account_table.delete().where(account_table.c.job_id == job_id))
         # What the DELETE itself removed: a run recorded meanwhile cannot slip between a look and the delete.
@@ -106,6 +121,12 @@ def delete_job(engine, job_id):
                             .returning(batches.c.status, batches.c.apify_run_id)).all()
         conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
     return [run_id for status, run_id in gone if status in IN_FLIGHT and run_id]
+
+
+def job_ids_of(engine, api_key_id):
+    """Every job id of the tenant."""
+    with engine.connect() as conn:
+        return conn.execute(_scoped(sa.select(jobs.c.job_id), api_key_id)).scalars().all()
 
 
 def expired_job_ids(engine, older_than):
@@ -144,6 +165,8 @@ def stop_job(engine, job_id, status, message):
             .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
             .values(status=status, error_message=message, updated_at=now, completed_at=now)
         ).rowcount
+        if stopped:
+            store_lists.abandon(conn, job_id, f"the job scraping it ended {status}")
     return running if stopped else None
 
 

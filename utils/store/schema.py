@@ -37,6 +37,13 @@ class BatchStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class BatchSource(enum.StrEnum):
+    """Where a batch's followers come from."""
+
+    APIFY = "apify"  # runs of the actor
+    LISTS = "lists"  # follower lists already stored (or being scraped for another job)
+
+
 class AccountStatus(enum.StrEnum):
     """How an input account's list ended (`pending` while it is being scraped)."""
 
@@ -159,6 +166,7 @@ batches = sa.Table(
     sa.Column("female_count", sa.Integer, nullable=False, default=0),
     sa.Column("unknown_count", sa.Integer, nullable=False, default=0),
     sa.Column("run_accounts", sa.Text),  # JSON list: the accounts of the current run
+    sa.Column("source", sa.Text, nullable=False, default="apify"),  # BatchSource
 )
 
 accounts = sa.Table(
@@ -176,6 +184,38 @@ accounts = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("continuation", sa.Text),  # the actor's token or cursor to go on from
     sa.Column("runs", sa.Integer, nullable=False, default=0),
+    sa.Column("list_id", ID, sa.ForeignKey("follower_lists.id")),  # the list its followers are read from
+    sa.Column("reused", sa.Boolean, nullable=False, default=False),  # a list this job did not scrape
+    sa.Column("served_upto", ID, nullable=False, default=0),  # the list_followers id served so far
+)
+
+follower_lists = sa.Table(
+    "follower_lists", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("actor_id", sa.Text, nullable=False),
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("scraped", sa.Integer, nullable=False, default=0),
+    sa.Column("status", sa.Text, nullable=False, default=AccountStatus.PENDING),
+    sa.Column("reason", sa.Text),
+    sa.Column("job_id", sa.Uuid(as_uuid=False)),  # the job whose runs scrape it (the list outlives it)
+    sa.Column("api_key_id", sa.BigInteger),  # whose job caused it to be stored
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+)
+
+list_followers = sa.Table(
+    "list_followers", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("list_id", ID, sa.ForeignKey("follower_lists.id"), nullable=False),
+    sa.Column("profile_id", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("full_name", sa.Text, nullable=False),
+    sa.Column("gender", sa.Text, nullable=False),  # as inferred, before any job's minConfidence
+    sa.Column("gender_confidence", sa.Float, nullable=False),
+    sa.Column("is_private", sa.Boolean),
+    sa.Column("is_verified", sa.Boolean),
+    sa.Column("profile_pic_url", sa.Text),
 )
 
 apify_capacity = sa.Table(

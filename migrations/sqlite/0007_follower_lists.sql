@@ -1,0 +1,38 @@
+-- Follower lists, kept apart from jobs; mirrors migrations/postgresql.
+
+create table if not exists follower_lists (
+    id          integer primary key,
+    account     text not null,
+    actor_id    text not null,
+    requested   integer not null,
+    scraped     integer not null default 0,
+    status      text not null default 'pending' check (status in
+                ('pending', 'complete', 'short', 'capped', 'private', 'not_found', 'quota', 'failed')),
+    reason      text,
+    job_id      char(32),
+    api_key_id  integer,
+    created_at  datetime not null,
+    ended_at    datetime
+);
+create index if not exists follower_lists_lookup on follower_lists (account, actor_id, ended_at);
+create index if not exists follower_lists_job on follower_lists (job_id);
+
+create table if not exists list_followers (
+    id                 integer primary key,
+    list_id            integer not null references follower_lists (id) on delete cascade,
+    profile_id         text not null,
+    username           text not null,
+    full_name          text not null,
+    gender             text not null,
+    gender_confidence  float not null,
+    is_private         boolean,
+    is_verified        boolean,
+    profile_pic_url    text
+);
+create index if not exists list_followers_list on list_followers (list_id, id);
+
+alter table scrape_accounts add column list_id integer references follower_lists (id) on delete set null;
+alter table scrape_accounts add column reused boolean not null default 0;
+alter table scrape_accounts add column served_upto integer not null default 0;
+create index if not exists scrape_accounts_list on scrape_accounts (list_id);
+alter table scrape_batches add column source text not null default 'apify';

@@ -1,0 +1,175 @@
+"""Follower lists reused across jobs (`utils.store.lists`): a job over accounts scraped within
+maxAgeDays starts no run for them, concurrent jobs share one scrape, and retention keeps what
+other jobs read."""
+import threading
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from conftest import all_results, authorised_client, check_job, runs_of, submit, wait_for_job
+from utils import store
+from utils.store.schema import follower_lists, list_followers
+
+L = follower_lists.c
+
+
+def _names(prefix, count):
+    tag = uuid.uuid4().hex[:6]
+    return [f"{prefix}{tag}{i}" for i in range(count)]
+
+
+def _completed(client, job_id):
+    status = wait_for_job(client, job_id)
+    assert status["status"] == "completed", status
+    return status
+
+
+def test_a_second_job_within_the_window_reads_the_lists_and_starts_no_run(client, worker, emulator):
+    accounts = _names("reuse", 3)
+    first = _completed(client, submit(client, accounts, gender="any", total=3 * 40)["job_id"])
+    runs_before = len(runs_of(emulator, accounts))
+    created = submit(client, accounts, gender="female", total=3 * 40, maxAgeDays=7)
+    assert created["accounts_reused"] == 3
+    second = _completed(client, created["job_id"])
+
+    assert len(runs_of(emulator, accounts)) == runs_before == 1
+    status, profiles = check_job(client, created["job_id"], accounts, 40, "female")
+    by_first = {p["profile_id"]: p for p in all_results(client, first["job_id"])}
+    assert profiles and all(by_first[p["profile_id"]] == p for p in profiles)
+    assert {p["profile_id"] for p in by_first.values() if p["gender"] == "female"} == {p["profile_id"] for p in profiles}
+    assert second["profiles_scraped"] == first["profiles_scraped"] == 120
+    assert second["cost_usd"] == 0
+    assert second["reuse"]["accounts"] == 3 and second["reuse"]["followers"] == 120
+    assert second["reuse"]["runs_saved"] == 1 and second["reuse"]["usd_saved"] > 0
+    page = client.get(f"/api/jobs/{created['job_id']}/accounts").get_json()["accounts"]
+    assert {(a["account"], a["reused"], a["status"], a["scraped"]) for a in page} == {
+        (name, True, "complete", 40) for name in accounts}
+
+
+def test_a_job_over_old_and_new_accounts_runs_only_the_new(client, worker, emulator):
+    old, new = _names("old", 10), _names("new", 10)
+    _completed(client, submit(client, old, total=10 * 15)["job_id"])
+    estimate = client.post("/api/estimate", json={"accounts": old + new, "targetGender": "any",
+                                                  "totalScrapeCount": 20 * 15, "maxAgeDays": 7}).get_json()
+    assert (estimate["batches"], estimate["max_followers"]) == (1, 10 * 15)
+    assert estimate["reuse"] == {"accounts": 10, "followers": 150, "runs_saved": 1,
+                                 "usd_saved": estimate["reuse"]["usd_saved"]} and estimate["reuse"]["usd_saved"] > 0
+    created = submit(client, old + new, total=20 * 15, maxAgeDays=7)
+    status = _completed(client, created["job_id"])
+    assert [sorted(run["usernames"]) for run in runs_of(emulator, old + new)] == [sorted(old), sorted(new)], status
+    check_job(client, created["job_id"], old + new, 15, "any")
+    assert status["reuse"]["accounts"] == 10 and status["profiles_scraped"] == 300
+
+
+def test_a_larger_limit_than_stored_scrapes_again(client, worker, emulator):
+    accounts = _names("grow", 1)
+    _completed(client, submit(client, accounts, total=10)["job_id"])
+    created = submit(client, accounts, total=25, maxAgeDays=7)
+    assert created["accounts_reused"] == 0
+    _completed(client, created["job_id"])
+    assert len(runs_of(emulator, accounts)) == 2
+    check_job(client, created["job_id"], accounts, 25, "any")
+    # ...and a smaller one reads the first 10 of those 25.
+    smaller = submit(client, accounts, total=10, maxAgeDays=7)
+    assert smaller["accounts_reused"] == 1
+    _completed(client, smaller["job_id"])
+    check_job(client, smaller["job_id"], accounts, 10, "any")
+    assert len(runs_of(emulator, accounts)) == 2
+
+
+def test_an_old_list_is_not_read(client, engine, worker, emulator):
+    accounts = _names("stale", 1)
+    _completed(client, submit(client, accounts, total=10)["job_id"])
+    with engine.begin() as conn:
+        conn.execute(follower_lists.update().where(L.account == accounts[0])
+                     .values(ended_at=store.utcnow() - timedelta(days=8)))
+    assert submit(client, accounts, total=10, maxAgeDays=7)["accounts_reused"] == 0
+    assert submit(client, accounts, total=10, maxAgeDays=0)["accounts_reused"] == 0
+
+
+def test_concurrent_jobs_over_one_account_make_one_run(app, api_key, client, worker, emulator):
+    emulator.configure(run_duration_s=2)
+    accounts = _names("together", 1)
+    created = []
+
+    def post(gender):
+        created.append(submit(authorised_client(app, api_key), accounts, gender=gender, total=30, maxAgeDays=7))
+    threads = [threading.Thread(target=post, args=(gender,)) for gender in ("any", "male", "female")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(job["accounts_reused"] for job in created) == [0, 1, 1]
+    for job in created:
+        _completed(client, job["job_id"])
+    assert len(runs_of(emulator, accounts)) == 1
+    for job in created:
+        gender = client.get(f"/api/job-status/{job['job_id']}").get_json()["target_gender"]
+        check_job(client, job["job_id"], accounts, 30, gender)
+
+
+def test_a_job_waiting_for_a_scrape_that_stops_scrapes_the_account_itself(client, worker, emulator):
+    emulator.configure(run_duration_s=30)
+    accounts = _names("orphan", 2)
+    producer = submit(client, accounts, total=2 * 10)
+    waiting = submit(client, accounts, gender="male", total=2 * 10, maxAgeDays=7)
+    assert waiting["accounts_reused"] == 2
+    assert client.post(f"/api/jobs/{producer['job_id']}/cancel").status_code == 200
+    emulator.configure(run_duration_s=0)
+    status = _completed(client, waiting["job_id"])
+    assert status["total_batches"] == 2 and status["reuse"]["accounts"] == 0
+    check_job(client, waiting["job_id"], accounts, 10, "male")
+    assert len(runs_of(emulator, accounts)) == 2  # the cancelled one, and the waiting job's own
+
+
+def test_deleting_a_job_keeps_the_lists_other_jobs_read(client, engine, worker, emulator):
+    accounts = _names("kept", 2)
+    first = _completed(client, submit(client, accounts, total=20)["job_id"])
+    second = submit(client, accounts, total=20, maxAgeDays=7)
+    _completed(client, second["job_id"])
+    kept = all_results(client, second["job_id"])
+    assert client.delete(f"/api/jobs/{first['job_id']}").status_code == 204
+    assert all_results(client, second["job_id"]) == kept and kept
+    third = submit(client, accounts, total=20, maxAgeDays=7)
+    assert third["accounts_reused"] == 2
+    _completed(client, third["job_id"])
+    check_job(client, third["job_id"], accounts, 10, "any")
+
+
+def test_a_key_deletes_everything_it_caused_to_be_stored(app, engine, client, worker, emulator):
+    own = authorised_client(app, store.keys.create_api_key(engine, f"forget-{uuid.uuid4().hex[:8]}"))
+    accounts = _names("forget", 2)
+    mine = _completed(own, submit(own, accounts, total=20)["job_id"])
+    theirs = submit(client, accounts, total=20, maxAgeDays=7)
+    _completed(client, theirs["job_id"])
+    kept = len(all_results(client, theirs["job_id"]))
+
+    response = own.delete("/api/data")
+    assert response.status_code == 200 and response.get_json() == {"jobs": 1, "follower_lists": 2}
+    assert own.get(f"/api/job-status/{mine['job_id']}").status_code == 404
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(follower_lists)
+                            .where(L.account.in_(accounts))).scalar() == 0
+    assert len(all_results(client, theirs["job_id"])) == kept > 0, "another key's results stay"
+    assert submit(client, accounts, total=20, maxAgeDays=7)["accounts_reused"] == 0
+
+
+def test_purge_deletes_old_lists_no_job_reads(db):
+    job_id, *_ = store.jobs.create_job(db, api_key_id=None, accounts=["p1", "p2"], target_gender="any",
+                                       min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1,
+                                       actor_id="test/actor")
+    with db.begin() as conn:
+        ids = conn.execute(sa.select(L.id).where(L.job_id == job_id).order_by(L.account)).scalars().all()
+        conn.execute(list_followers.insert(), [
+            {"list_id": list_id, "profile_id": f"x{list_id}", "username": "x", "full_name": "X", "gender": "male",
+             "gender_confidence": 1.0} for list_id in ids])
+        conn.execute(follower_lists.update().values(status="complete", ended_at=store.utcnow() - timedelta(days=40)))
+    with db.begin() as conn:
+        assert store.lists.purge(conn, store.utcnow() - timedelta(days=30)) == 0, "the job still reads them"
+    store.jobs.delete_job(db, job_id)
+    with db.begin() as conn:
+        assert store.lists.purge(conn, store.utcnow() - timedelta(days=50)) == 0, "not old enough"
+        assert store.lists.purge(conn, store.utcnow() - timedelta(days=30)) == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(list_followers)
+                            .where(list_followers.c.list_id.in_(ids))).scalar() == 0

@@ -1,0 +1,182 @@
+"""Follower lists (tables follower_lists, list_followers): what a scrape of one account
+returned (its followers, when, through which actor, for which job, how it ended), apart from
+any job.
+
+Apify charges for every follower row, every time; a list lets a later job over the same
+account read it from Postgres instead. Each input account of a job points at one list
+(`scrape_accounts.list_id`): a new one its own runs fill as they are stored, or one another
+job scraped (`reused`), served into the job's results by its own target gender and
+minConfidence (a list keeps every follower with its gender as inferred). A list a job is
+still scraping is shared too: a second job asking for that account meanwhile waits for it
+rather than starting a second run.
+
+Lists are shared by every key of the deployment (the deployment pays Apify); a job's results
+stay its own. A list outlives the job that scraped it; the purge deletes the ones no job
+reads that are older than RESULTS_TTL_DAYS.
+"""
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from utils.store.schema import AccountStatus as A, accounts, follower_lists, list_followers, utcnow
+
+a, l, f = accounts.c, follower_lists.c, list_followers.c
+# Lists another job may read, and those that hold all the actor could get, whatever was asked.
+SERVABLE = (A.COMPLETE, A.SHORT, A.CAPPED, A.PRIVATE, A.NOT_FOUND)
+ALL_THERE_IS = (A.SHORT, A.CAPPED, A.PRIVATE, A.NOT_FOUND)
+LOOKUP_CHUNK = 1000  # accounts per lookup query
+FOLLOWER_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confidence", "is_private",
+                    "is_verified", "profile_pic_url")
+
+
+@dataclass
+class Plan:
+    """Where a new job's accounts get their followers: {account: list_id} for `stored` lists
+    (served now) and `shared` ones (another job is scraping them); `scrape` lists the rest."""
+
+    stored: dict = field(default_factory=dict)
+    shared: dict = field(default_factory=dict)
+    scrape: list = field(default_factory=list)
+
+    @property
+    def reused(self):
+        return {**self.stored, **self.shared}
+
+
+def plan(conn, accounts, limit, actor_id, max_age_days):
+    """Which lists a job over `accounts` (`limit` followers each) can read: ended ones younger
+    than `max_age_days` that hold at least `limit` (or all there is), else ones being scraped
+    to at least `limit`; the newest wins. `max_age_days` 0 reads none."""
+    found = Plan()
+    if max_age_days <= 0:
+        found.scrape = list(accounts)
+        return found
+    since = utcnow() - timedelta(days=max_age_days)
+    for start in range(0, len(accounts), LOOKUP_CHUNK):
+        chunk = accounts[start:start + LOOKUP_CHUNK]
+        stored = conn.execute(
+            sa.select(l.account, l.id).where(
+                l.account.in_(chunk), l.actor_id == actor_id, l.status.in_(SERVABLE), l.ended_at >= since,
+                sa.or_(l.scraped >= limit, l.status.in_(ALL_THERE_IS)))
+            .order_by(l.ended_at)).all()
+        found.stored.update(stored)  # ascending, so the newest list of an account is the last set
+        shared = conn.execute(
+            sa.select(l.account, l.id).where(
+                l.account.in_([name for name in chunk if name not in found.stored]), l.actor_id == actor_id,
+                l.status == A.PENDING, l.requested >= limit, l.created_at >= since)
+            .order_by(l.created_at)).all()
+        found.shared.update(shared)
+    found.scrape = [name for name in accounts if name not in found.reused]
+    return found
+
+
+def preview(engine, accounts, limit, actor_id, max_age_days):
+    """(the `plan` for a job over `accounts`, the followers its lists would serve at most)."""
+    with engine.connect() as conn:
+        found = plan(conn, accounts, limit, actor_id, max_age_days)
+        stored = list(found.stored.values())
+        followers = len(found.shared) * limit
+        for start in range(0, len(stored), LOOKUP_CHUNK):
+            followers += conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
+                sa.case((l.scraped < limit, l.scraped), else_=limit)), 0)).where(
+                l.id.in_(stored[start:start + LOOKUP_CHUNK]))).scalar()
+    return found, int(followers)
+
+
+def lock_planning(conn):
+    """Serialise planning with creating lists (until commit), so that two jobs created at once
+    over one account make one list and one run, not two."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("select pg_advisory_xact_lock(hashtext('followsift.follower_lists'))")
+
+
+def create(conn, job_id, api_key_id, names, limit, actor_id):
+    """New pending lists for the accounts a job scrapes itself: {account: list_id}."""
+    if not names:
+        return {}
+    now = utcnow()
+    rows = [{"account": name, "actor_id": actor_id, "requested": limit, "status": A.PENDING, "job_id": job_id,
+             "api_key_id": api_key_id, "created_at": now} for name in names]
+    created = {}
+    for start in range(0, len(rows), LOOKUP_CHUNK):
+        created.update(conn.execute(follower_lists.insert().returning(l.account, l.id),
+                                    rows[start:start + LOOKUP_CHUNK]).all())
+    return created
+
+
+def add_followers(conn, job_id, listed):
+    """Append a stored chunk's followers ([(account, row)], rows with their gender as inferred)
+    to the lists the job's own runs fill."""
+    if not listed:
+        return
+    names = {account for account, _ in listed}
+    list_of = dict(conn.execute(sa.select(a.account, a.list_id).where(
+        a.job_id == job_id, a.account.in_(names), a.reused.is_(False), a.list_id.is_not(None))).all())
+    rows = [(list_of[account], row) for account, row in listed if account in list_of]
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        columns = ", ".join(("list_id", *FOLLOWER_COLUMNS))
+        with conn.connection.driver_connection.cursor() as cursor, \
+                cursor.copy(f"COPY {list_followers.name} ({columns}) FROM STDIN") as copy:
+            for list_id, row in rows:
+                copy.write_row((list_id, *(row[name] for name in FOLLOWER_COLUMNS)))
+    else:
+        conn.execute(list_followers.insert(),
+                     [{"list_id": list_id, **{name: row[name] for name in FOLLOWER_COLUMNS}} for list_id, row in rows])
+
+
+def end_scraped(conn, job_id):
+    """The job's own lists whose account has ended take its status, count and reason (the
+    ones still pending stay so); returns their ids."""
+    ended = conn.execute(
+        sa.select(a.list_id, a.status, a.reason, a.scraped).join(follower_lists, l.id == a.list_id)
+        .where(a.job_id == job_id, a.reused.is_(False), a.status != A.PENDING, l.status == A.PENDING)).all()
+    if ended:
+        conn.execute(follower_lists.update().where(l.id == sa.bindparam("lid"), l.status == A.PENDING).values(
+            status=sa.bindparam("st"), reason=sa.bindparam("why"), scraped=sa.bindparam("n"), ended_at=utcnow()),
+            [{"lid": row.list_id, "st": row.status, "why": row.reason, "n": row.scraped} for row in ended])
+    return [row.list_id for row in ended]
+
+
+def abandon(conn, job_id, reason):
+    """The job stopped or went: the lists it was still scraping end as failed, so that jobs
+    waiting for them scrape those accounts themselves."""
+    conn.execute(follower_lists.update().where(l.job_id == job_id, l.status == A.PENDING)
+                 .values(status=A.FAILED, reason=reason, ended_at=utcnow()))
+
+
+def read(engine, list_id, after_id, limit):
+    """Up to `limit` followers of the list after list_followers id `after_id`, in order."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(f.id, *(f[name] for name in FOLLOWER_COLUMNS))
+                            .where(f.list_id == list_id, f.id > after_id).order_by(f.id).limit(limit)).all()
+
+
+def unread_lists(older_than):
+    """Lists ended before `older_than` that no job's account reads."""
+    return sa.and_(l.ended_at < older_than, ~sa.exists().where(a.list_id == l.id))
+
+
+def purge(conn, older_than):
+    """Delete the lists no job reads that ended before `older_than`; returns how many."""
+    ids = conn.execute(sa.select(l.id).where(unread_lists(older_than))).scalars().all()
+    return _delete(conn, ids)
+
+
+def delete_caused_by(engine, api_key_id):
+    """Delete every list the key's jobs caused to be stored (other jobs that read one keep the
+    results it gave them, and their accounts no longer point at it); returns how many."""
+    with engine.begin() as conn:
+        ids = conn.execute(sa.select(l.id).where(l.api_key_id == api_key_id)).scalars().all()
+        return _delete(conn, ids)
+
+
+def _delete(conn, ids):
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start:start + LOOKUP_CHUNK]
+        conn.execute(accounts.update().where(a.list_id.in_(chunk)).values(list_id=None))
+        conn.execute(list_followers.delete().where(f.list_id.in_(chunk)))
+        conn.execute(follower_lists.delete().where(l.id.in_(chunk)))
+    return len(ids)
