@@ -48,16 +48,20 @@ def _engine():
 @click.option("--gender", type=click.Choice(GENDERS), required=True, help="The gender to keep.")
 @click.option("--total", type=int, required=True, help="Followers to scrape in all, split over the accounts.")
 @click.option("--min-confidence", type=float, help="Below this an inferred gender counts as unknown.")
+@click.option("--max-age-days", type=float,
+              help="Read follower lists scraped at most this many days ago instead of scraping (0: always scrape).")
 @click.option("--wait", is_flag=True, help="Show a progress bar until the job ends.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True),
               help="When the job ends, write its results to this CSV file (implies --wait).")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between progress checks.")
 @with_appcontext
-def scrape_command(accounts, gender, total, min_confidence, wait, out, poll):
+def scrape_command(accounts, gender, total, min_confidence, max_age_days, wait, out, poll):
     """Scrape the followers of ACCOUNT... and keep those of one gender."""
     body = {"accounts": list(accounts), "targetGender": gender, "totalScrapeCount": total}
     if min_confidence is not None:
         body["minConfidence"] = min_confidence
+    if max_age_days is not None:
+        body["maxAgeDays"] = max_age_days
     settings = current_app.config["SETTINGS"]
     try:
         job = jobs.submit(_engine(), current_app.extensions["celery"], settings, jobs.parse_spec(body, settings),
@@ -66,7 +70,8 @@ def scrape_command(accounts, gender, total, min_confidence, wait, out, poll):
         raise click.ClickException(_describe(exc)) from None
     job_id = job["job_id"]
     click.echo(f"job {job_id}: {job['accounts']} accounts in {job['total_batches']} batches, "
-               f"up to {job['per_account_limit']} followers each")
+               f"up to {job['per_account_limit']} followers each"
+               + (f", {job['accounts_reused']} from stored lists" if job["accounts_reused"] else ""))
     if not (wait or out):
         return
     final = _watch(job_id, poll)

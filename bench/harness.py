@@ -135,6 +135,22 @@ def fill_results(engine, job_id, count, chunk=1000):
     return time.perf_counter() - started
 
 
+def storing_claim(engine, job_id):
+    """The job's first batch, held as a task holds it while it stores a run's dataset."""
+    import sqlalchemy as sa
+
+    from utils.store.batches import Claim
+    from utils.store.schema import BatchStatus, batches
+
+    with engine.begin() as conn:
+        conn.execute(batches.update().where(batches.c.job_id == job_id, batches.c.batch_index == 0)
+                     .values(status=BatchStatus.STORING, attempts=1,
+                             lease_expires_at=sa.func.now() + sa.text("interval '1 hour'")))
+        accounts = json.loads(conn.execute(sa.select(batches.c.accounts).where(
+            batches.c.job_id == job_id, batches.c.batch_index == 0)).scalar())
+    return Claim(job_id, 0, 1, BatchStatus.STORING, accounts, "RUN", 0, 0, "female", 0.75, 10**9)
+
+
 # -- the web process -----------------------------------------------------------------------
 
 def free_port():

@@ -204,12 +204,13 @@ def settle(engine, timeout=60):
     queued, so a test that reads the worker's process-wide counters waits for that first.
     """
     ended = (BatchStatus.SUCCEEDED, BatchStatus.FAILED, BatchStatus.CANCELLED)
-    active = sa.select(sa.func.count()).select_from(batches).where(batches.c.status.not_in(ended))
+    active = sa.select(batches.c.job_id, batches.c.batch_index, batches.c.status, batches.c.source,
+                       batches.c.not_before).where(batches.c.status.not_in(ended))
 
-    def count():
+    def left():
         with engine.connect() as conn:
-            return conn.execute(active).scalar_one()
-    eventually(count, lambda left: left == 0, timeout, 0.2)
+            return conn.execute(active).all()
+    eventually(left, lambda rows: not rows, timeout, 0.2)
 
 
 def runs_of(emulator, accounts):

@@ -175,7 +175,8 @@ class Stack:
         self.database_url, self.redis_url = database_url, redis_url
         self.app = create_app({"database_url": database_url, "redis_url": redis_url,
                                "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
-                               "rate_limit_unauthenticated": "100000/minute", **settings})
+                               "rate_limit_unauthenticated": "100000/minute",
+                               "reuse_max_age_days": 0, **settings})  # tests share account names
         self.engine = self.app.extensions["engine"]
         store.migrate(self.engine)
         self.client = self.app.test_client()

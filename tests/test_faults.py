@@ -1,5 +1,5 @@
 """Faults injected into real processes with real signals, with the default timers: a worker
-killed mid-store, Redis wiped mid-job, a worker SIGTERMed mid-job, webhooks lost or doubled,
+killed mid-store (or mid-serve of stored follower lists), Redis wiped mid-job, a worker SIGTERMed mid-job, webhooks lost or doubled,
 an account full to its limit, Postgres restarted, a flaky Apify, no Apify at all, and two
 workers on one job. Each job must end with every expected profile stored once and its
 counters exact. Each test prints what it observed and how long recovery took (for the
@@ -139,6 +139,27 @@ def test_a_worker_killed_mid_store_loses_and_duplicates_nothing(client, start, e
     assert all(batches[b["batch_index"]]["attempts"] >= 3 for b in held), "started, stored, stored again"
     assert len(runs_of(emulator, accounts)) == 2, "the store resumed the paid run"
     print(f"\nkilled worker mid-store: {len(profiles)} profiles expected and stored once; "
+          f"job done {recovered:.1f}s after the kill")
+
+
+def test_a_worker_killed_mid_serve_of_stored_lists_loses_and_duplicates_nothing(client, start, emulator, stack):
+    worker = start.stack()
+    accounts = [f"served{uuid.uuid4().hex[:6]}{i}" for i in range(40)]
+    producer = wait_for_job(client, submit(client, accounts, total=40 * 2500)["job_id"], timeout=120)
+    assert producer["status"] == "completed", producer
+    job_id = submit(client, accounts, gender="female", total=40 * 2500, maxAgeDays=7)["job_id"]
+    held = _storing(stack.engine, job_id)
+    for child in worker.children():
+        os.kill(child, signal.SIGKILL)
+    killed = time.monotonic()
+
+    status = wait_for_job(client, job_id, timeout=120)
+    recovered = time.monotonic() - killed
+    assert (status["status"], status["batches_failed"], status["reuse"]["accounts"]) == ("completed", 0, 40), status
+    _, profiles = check_job(client, job_id, accounts, 2500, "female")
+    assert _batches(stack.engine, job_id)[0]["attempts"] >= 2 and held, "served, served again"
+    assert len(runs_of(emulator, accounts)) == 1, "only the producer's run"
+    print(f"\nkilled worker mid-serve: {len(profiles)} profiles expected and stored once; "
           f"job done {recovered:.1f}s after the kill")
 
 

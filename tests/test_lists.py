@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+import apify_emulator as emulated
+
 from conftest import all_results, authorised_client, check_job, runs_of, submit, wait_for_job
 from utils import store
 from utils.store.schema import follower_lists, list_followers
@@ -17,6 +19,11 @@ L = follower_lists.c
 def _names(prefix, count):
     tag = uuid.uuid4().hex[:6]
     return [f"{prefix}{tag}{i}" for i in range(count)]
+
+
+def _followers(accounts, limit):
+    """How many followers the emulator has for these accounts, up to `limit` each."""
+    return sum(len(emulated.followers(account, limit)) for account in accounts)
 
 
 def _completed(client, job_id):
@@ -38,13 +45,14 @@ def test_a_second_job_within_the_window_reads_the_lists_and_starts_no_run(client
     by_first = {p["profile_id"]: p for p in all_results(client, first["job_id"])}
     assert profiles and all(by_first[p["profile_id"]] == p for p in profiles)
     assert {p["profile_id"] for p in by_first.values() if p["gender"] == "female"} == {p["profile_id"] for p in profiles}
-    assert second["profiles_scraped"] == first["profiles_scraped"] == 120
+    assert second["profiles_scraped"] == first["profiles_scraped"] == _followers(accounts, 40)
     assert second["cost_usd"] == 0
-    assert second["reuse"]["accounts"] == 3 and second["reuse"]["followers"] == 120
+    assert second["reuse"]["accounts"] == 3 and second["reuse"]["followers"] == first["profiles_scraped"]
     assert second["reuse"]["runs_saved"] == 1 and second["reuse"]["usd_saved"] > 0
     page = client.get(f"/api/jobs/{created['job_id']}/accounts").get_json()["accounts"]
-    assert {(a["account"], a["reused"], a["status"], a["scraped"]) for a in page} == {
-        (name, True, "complete", 40) for name in accounts}
+    first_page = client.get(f"/api/jobs/{first['job_id']}/accounts").get_json()["accounts"]
+    assert [(a["status"], a["scraped"]) for a in page] == [(a["status"], a["scraped"]) for a in first_page]
+    assert {a["reused"] for a in page} == {True} and {a["reused"] for a in first_page} == {False}
 
 
 def test_a_job_over_old_and_new_accounts_runs_only_the_new(client, worker, emulator):
@@ -53,13 +61,13 @@ def test_a_job_over_old_and_new_accounts_runs_only_the_new(client, worker, emula
     estimate = client.post("/api/estimate", json={"accounts": old + new, "targetGender": "any",
                                                   "totalScrapeCount": 20 * 15, "maxAgeDays": 7}).get_json()
     assert (estimate["batches"], estimate["max_followers"]) == (1, 10 * 15)
-    assert estimate["reuse"] == {"accounts": 10, "followers": 150, "runs_saved": 1,
+    assert estimate["reuse"] == {"accounts": 10, "followers": _followers(old, 15), "runs_saved": 1,
                                  "usd_saved": estimate["reuse"]["usd_saved"]} and estimate["reuse"]["usd_saved"] > 0
     created = submit(client, old + new, total=20 * 15, maxAgeDays=7)
     status = _completed(client, created["job_id"])
     assert [sorted(run["usernames"]) for run in runs_of(emulator, old + new)] == [sorted(old), sorted(new)], status
     check_job(client, created["job_id"], old + new, 15, "any")
-    assert status["reuse"]["accounts"] == 10 and status["profiles_scraped"] == 300
+    assert status["reuse"] == estimate["reuse"]
 
 
 def test_a_larger_limit_than_stored_scrapes_again(client, worker, emulator):
@@ -173,3 +181,35 @@ def test_purge_deletes_old_lists_no_job_reads(db):
         assert store.lists.purge(conn, store.utcnow() - timedelta(days=30)) == 2
         assert conn.execute(sa.select(sa.func.count()).select_from(list_followers)
                             .where(list_followers.c.list_id.in_(ids))).scalar() == 0
+
+
+def _list(db, account, status, scraped, requested=100, actor="test/actor", age_days=0.0):
+    ended = None if status == "pending" else store.utcnow() - timedelta(days=age_days)
+    with db.begin() as conn:
+        return conn.execute(follower_lists.insert().values(
+            account=account, actor_id=actor, requested=requested, scraped=scraped, status=status,
+            created_at=store.utcnow() - timedelta(days=age_days), ended_at=ended).returning(L.id)).scalar()
+
+
+def test_plan_reads_the_newest_list_that_holds_enough(db):
+    tag = uuid.uuid4().hex[:6]
+    name = {key: f"{key}{tag}" for key in ("newest", "short", "few", "failed", "quota", "other", "old", "going",
+                                            "small", "none")}
+    _list(db, name["newest"], "complete", 100, age_days=3)
+    newest = _list(db, name["newest"], "complete", 100, age_days=1)
+    short = _list(db, name["short"], "short", 12)  # all there is, whatever a job asks
+    _list(db, name["few"], "complete", 40, requested=40)  # fewer than the 50 asked
+    _list(db, name["failed"], "failed", 100)
+    _list(db, name["quota"], "quota", 60)
+    _list(db, name["other"], "complete", 100, actor="another/actor")
+    _list(db, name["old"], "complete", 100, age_days=8)
+    going = _list(db, name["going"], "pending", 0)
+    _list(db, name["small"], "pending", 0, requested=20)  # being scraped, but to fewer
+    with db.connect() as conn:
+        found = store.lists.plan(conn, list(name.values()), 50, "test/actor", 7)
+        assert store.lists.plan(conn, list(name.values()), 50, "test/actor", 0).scrape == list(name.values())
+    assert found.stored == {name["newest"]: newest, name["short"]: short}
+    assert found.shared == {name["going"]: going}
+    assert found.scrape == [name[key] for key in ("few", "failed", "quota", "other", "old", "small", "none")]
+    found, followers = store.lists.preview(db, list(name.values()), 50, "test/actor", 7)
+    assert followers == 50 + 12 + 50  # newest cut to the limit, short as it is, the shared one at most the limit

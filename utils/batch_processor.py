@@ -52,7 +52,8 @@ def classify(followers, target_gender, min_confidence, guesses=None, listing=Tru
     for follower, guess in zip(followers, guesses):
         if listing and follower.source:
             # Unrounded: a job reading the list compares it with its own minConfidence.
-            chunk.listed.append((follower.source, {**_row(follower, guess.gender, 0), "gender_confidence": guess.confidence}))
+            listed = {**_row(follower, guess.gender, 0), "gender_confidence": guess.confidence}
+            chunk.listed.append((follower.source, listed))
         gender = guess.gender if guess.confidence >= min_confidence else "unknown"
         keep = target_gender in ("any", gender)
         for tally in (chunk.tally, *_account_tally(chunk, follower.source)):

@@ -176,12 +176,14 @@ async function createJob(event) {
     totalScrapeCount: Number($("total").value),
   };
   if ($("confidence").value !== "") body.minConfidence = Number($("confidence").value);
+  if ($("max-age").value !== "") body.maxAgeDays = Number($("max-age").value);
   $("create-job").disabled = true;
   try {
     const job = await api("/api/scrape-followers", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
-    show(`Job started: ${job.accounts} accounts in ${job.total_batches} batch${job.total_batches === 1 ? "" : "es"}.`, "info");
+    const reused = job.accounts_reused ? `, ${job.accounts_reused} of them from stored lists` : "";
+    show(`Job started: ${job.accounts} accounts${reused} in ${job.total_batches} batch${job.total_batches === 1 ? "" : "es"}.`, "info");
     $("accounts").value = "";
     await loadJobs();
     selectJob(job.job_id);
@@ -292,6 +294,10 @@ function renderJob(job) {
     ["Min. confidence", job.min_confidence],
   ];
   if (job.cost_usd !== undefined) facts.push(["Apify cost", `$${Number(job.cost_usd).toFixed(2)}`]);
+  if (job.reuse && job.reuse.accounts) {
+    facts.push(["From stored lists", `${number(job.reuse.accounts)} accounts, ${number(job.reuse.followers)} followers ` +
+                                     `(saved ${job.reuse.runs_saved} runs, $${Number(job.reuse.usd_saved).toFixed(2)})`]);
+  }
   $("job-facts").replaceChildren(...facts.flatMap(([term, value]) => [el("dt", term), el("dd", value)]));
 }
 

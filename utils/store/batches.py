@@ -283,8 +283,9 @@ def rescrape(engine, claim, names, batch_size, actor_id):
         store_lists.lock_planning(conn)
         created = store_lists.create(conn, claim.job_id, job.api_key_id, names, claim.per_account_limit, actor_id)
         first = job.total_batches - len(groups)
-        conn.execute(batches.insert(), [{"job_id": claim.job_id, "batch_index": first + i, "accounts": json.dumps(group)}
-                                        for i, group in enumerate(groups)])
+        conn.execute(batches.insert(), [
+            {"job_id": claim.job_id, "batch_index": first + i, "accounts": json.dumps(group)}
+            for i, group in enumerate(groups)])
         conn.execute(accounts.update().where(accounts.c.job_id == claim.job_id, accounts.c.account == sa.bindparam("n"))
                      .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False, served_upto=0),
                      [{"n": name, "i": first + i, "lid": created[name]}

@@ -36,13 +36,15 @@ class Attempt:
 def callback_to_send(engine, job_id, max_attempts):
     """Yield (job, Attempt) for an ended job whose callback is still to be sent, else (None, None).
 
-    The job row stays locked (FOR UPDATE SKIP LOCKED) until the block ends, so a duplicate
-    message finds nothing to send while one sender is at it; what the Attempt records is
+    The job row stays locked (FOR UPDATE) until the block ends, so a duplicate message waits
+    for the sender at it and then finds the callback sent; what the Attempt records is
     committed when the block ends. `max_attempts` counts over every message ever sent for it.
+    (Not SKIP LOCKED: a task that holds the job row FOR SHARE a moment, to see whether the job
+    stopped, would make the only message skip a callback that nobody is sending.)
     """
     with engine.begin() as conn:
         row = conn.execute(
-            jobs.select().where(j.job_id == job_id, _PENDING).with_for_update(skip_locked=True)
+            jobs.select().where(j.job_id == job_id, _PENDING).with_for_update()
         ).mappings().first()
         if row is None:
             yield None, None
