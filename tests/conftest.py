@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 from stack import QUEUE, REDIS_URL, Beat, Emulator, Worker, service_env, throwaway_database
 from utils import store
 from utils.config import Settings
-from utils.store.schema import BatchStatus, batches
+from utils.store.schema import ACTIVE_JOB_STATUSES, BatchStatus, batches, jobs
 from utils.gender import detect_genders
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -198,19 +198,25 @@ def wait_for_job(client, job_id, timeout=60):
 
 
 def settle(engine, timeout=60):
-    """Wait until the worker has ended every batch that earlier tests left in the shared database.
+    """Stop whatever earlier tests left going in the shared database, wait until no task holds
+    one of its batches, and forget what the governor learned meanwhile.
 
     Postgres is the queue of record: the clock hands the worker whatever an earlier test left
-    queued, so a test that reads the worker's process-wide counters waits for that first.
+    queued (some on runs the emulator never heard of, retried with backoff), so a test that
+    reads the worker's process-wide counters or the account's room starts from a quiet state.
     """
-    ended = (BatchStatus.SUCCEEDED, BatchStatus.FAILED, BatchStatus.CANCELLED)
-    active = sa.select(batches.c.job_id, batches.c.batch_index, batches.c.status, batches.c.source,
-                       batches.c.not_before).where(batches.c.status.not_in(ended))
+    with engine.connect() as conn:
+        going = conn.execute(sa.select(jobs.c.job_id).where(jobs.c.status.in_(ACTIVE_JOB_STATUSES))).scalars().all()
+    for job_id in going:
+        store.jobs.cancel_job(engine, job_id)
+    held = sa.select(batches.c.job_id, batches.c.batch_index, batches.c.status).where(
+        batches.c.status.in_((BatchStatus.STARTING, BatchStatus.STORING)))
 
     def left():
         with engine.connect() as conn:
-            return conn.execute(active).all()
+            return conn.execute(held).all()
     eventually(left, lambda rows: not rows, timeout, 0.2)
+    forget_capacity(engine)
 
 
 def runs_of(emulator, accounts):

@@ -121,18 +121,22 @@ def _storing(engine, job_id):
     return eventually(lambda: [b for b in _batches(engine, job_id) if b["status"] == "storing"], bool, 60, 0.02)
 
 
+def _killed_mid_task(client, worker, job_id):
+    """SIGKILL the worker's pool processes, then wait for the job: (its last status, seconds)."""
+    for child in worker.children():
+        os.kill(child, signal.SIGKILL)
+    killed = time.monotonic()
+    status = wait_for_job(client, job_id, timeout=120)
+    return status, time.monotonic() - killed
+
+
 def test_a_worker_killed_mid_store_loses_and_duplicates_nothing(client, start, emulator, stack):
     emulator.configure(run_duration_s=2, latency_ms=150)
     worker = start.stack()
     accounts = [f"killed{i}" for i in range(100)]
     job_id = submit(client, accounts, total=100 * 100)["job_id"]
     held = _storing(stack.engine, job_id)
-    for child in worker.children():
-        os.kill(child, signal.SIGKILL)
-    killed = time.monotonic()
-
-    status = wait_for_job(client, job_id, timeout=120)
-    recovered = time.monotonic() - killed
+    status, recovered = _killed_mid_task(client, worker, job_id)
     assert (status["status"], status["batches_failed"]) == ("completed", 0), status
     _, profiles = check_job(client, job_id, accounts, 100, "any")
     batches = {b["batch_index"]: b for b in _batches(stack.engine, job_id)}
@@ -149,12 +153,7 @@ def test_a_worker_killed_mid_serve_of_stored_lists_loses_and_duplicates_nothing(
     assert producer["status"] == "completed", producer
     job_id = submit(client, accounts, gender="female", total=40 * 2500, maxAgeDays=7)["job_id"]
     held = _storing(stack.engine, job_id)
-    for child in worker.children():
-        os.kill(child, signal.SIGKILL)
-    killed = time.monotonic()
-
-    status = wait_for_job(client, job_id, timeout=120)
-    recovered = time.monotonic() - killed
+    status, recovered = _killed_mid_task(client, worker, job_id)
     assert (status["status"], status["batches_failed"], status["reuse"]["accounts"]) == ("completed", 0, 40), status
     _, profiles = check_job(client, job_id, accounts, 2500, "female")
     assert _batches(stack.engine, job_id)[0]["attempts"] >= 2 and held, "served, served again"

@@ -276,7 +276,7 @@ def rescrape(engine, claim, names, batch_size, actor_id):
     batches of runs (the job's batch count grows with them). LeaseLost when the batch is not ours."""
     groups = [names[i:i + batch_size] for i in range(0, len(names), batch_size)]
     with engine.begin() as conn:
-        _renew(conn, claim)
+        _renew(conn, claim, _active_job(claim.job_id))
         job = conn.execute(jobs.update().where(jobs.c.job_id == claim.job_id)
                            .values(total_batches=jobs.c.total_batches + len(groups))
                            .returning(jobs.c.total_batches, jobs.c.api_key_id)).first()
@@ -292,8 +292,10 @@ def rescrape(engine, claim, names, batch_size, actor_id):
                       for i, group in enumerate(groups) for name in group])
 
 
-def _renew(conn, claim):
-    if not conn.execute(batches.update().where(_held(claim)).values(lease_expires_at=b.lease_expires_at)).rowcount:
+def _renew(conn, claim, *conditions):
+    """Check that the batch is still this execution's (and that `conditions` hold), locking it."""
+    if not conn.execute(batches.update().where(_held(claim), *conditions)
+                        .values(lease_expires_at=b.lease_expires_at)).rowcount:
         raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
 
 
@@ -381,7 +383,7 @@ def close_run(engine, claim, **run):
     with engine.begin() as conn:
         _renew(conn, claim)
         goes_on = store_accounts.close_run(conn, claim.job_id, claim.batch_index, claim.accounts, **run)
-        store_lists.end_scraped(conn, claim.job_id)
+        store_lists.end_scraped(conn, claim.job_id, claim.batch_index)
         return goes_on
 
 
@@ -436,7 +438,7 @@ def end_batch(engine, claim, error_message=None, run_cost_usd=0.0):
             return None
         if failed:
             store_accounts.fail_pending(conn, claim.job_id, claim.batch_index, error_message)
-            store_lists.end_scraped(conn, claim.job_id)
+            store_lists.end_scraped(conn, claim.job_id, claim.batch_index)
         metrics.batch_ended(failed, ended.profiles_scraped)
         j = jobs.c
         job = conn.execute(

@@ -127,12 +127,13 @@ def add_followers(conn, job_id, listed):
                      [{"list_id": list_id, **{name: row[name] for name in FOLLOWER_COLUMNS}} for list_id, row in rows])
 
 
-def end_scraped(conn, job_id):
-    """The job's own lists whose account has ended take its status, count and reason (the
-    ones still pending stay so); returns their ids."""
+def end_scraped(conn, job_id, batch_index):
+    """The lists of the batch's own accounts that have ended take the account's status, count
+    and reason (the ones still pending stay so); returns their ids."""
     ended = conn.execute(
         sa.select(a.list_id, a.status, a.reason, a.scraped).join(follower_lists, l.id == a.list_id)
-        .where(a.job_id == job_id, a.reused.is_(False), a.status != A.PENDING, l.status == A.PENDING)).all()
+        .where(a.job_id == job_id, a.batch_index == batch_index, a.reused.is_(False), a.status != A.PENDING,
+               l.status == A.PENDING)).all()
     if ended:
         conn.execute(follower_lists.update().where(l.id == sa.bindparam("lid"), l.status == A.PENDING).values(
             status=sa.bindparam("st"), reason=sa.bindparam("why"), scraped=sa.bindparam("n"), ended_at=utcnow()),
