@@ -227,17 +227,17 @@ def _serve(claim, deadline):
 def _serve_account(claim, account, deadline):
     """Serve one account from its list, chunk by chunk, from where it got to; False when the
     slice ran out first."""
-    served, upto = account.scraped, account.served_upto
+    served = account.scraped
     while served < account.requested:
         if time.monotonic() > deadline:
             return False
-        rows = store.lists.read(engine(), account.list_id, upto,
+        rows = store.lists.read(engine(), account.list_id, served,
                                 min(settings().write_chunk_size, account.requested - served))
         if not rows:
             break
         chunk = classify_listed(rows, account.account, claim.target_gender, claim.min_confidence)
         store.batches.store_chunk(engine(), claim, chunk, claim.items_read, settings().batch_lease_seconds)
-        served, upto = served + len(rows), rows[-1].id
+        served += len(rows)
     store.batches.close_served(engine(), claim, account.account, account.list_status, account.list_reason)
     return True
 

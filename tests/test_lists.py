@@ -11,7 +11,7 @@ import apify_emulator as emulated
 
 from conftest import all_results, authorised_client, check_job, runs_of, submit, wait_for_job
 from utils import store
-from utils.store.schema import follower_lists, list_followers
+from utils.store.schema import follower_lists, list_pages
 
 L = follower_lists.c
 
@@ -169,9 +169,9 @@ def test_purge_deletes_old_lists_no_job_reads(db):
                                        actor_id="test/actor")
     with db.begin() as conn:
         ids = conn.execute(sa.select(L.id).where(L.job_id == job_id).order_by(L.account)).scalars().all()
-        conn.execute(list_followers.insert(), [
-            {"list_id": list_id, "profile_id": f"x{list_id}", "username": "x", "full_name": "X", "gender": "male",
-             "gender_confidence": 1.0} for list_id in ids])
+        conn.execute(list_pages.insert(), [
+            {"list_id": list_id, "first": 0, "followers": 1, "rows": '[["x", "x", "X", "male", 1.0, false, false, null]]'}
+            for list_id in ids])
         conn.execute(follower_lists.update().values(status="complete", ended_at=store.utcnow() - timedelta(days=40)))
     with db.begin() as conn:
         assert store.lists.purge(conn, store.utcnow() - timedelta(days=30)) == 0, "the job still reads them"
@@ -179,8 +179,8 @@ def test_purge_deletes_old_lists_no_job_reads(db):
     with db.begin() as conn:
         assert store.lists.purge(conn, store.utcnow() - timedelta(days=50)) == 0, "not old enough"
         assert store.lists.purge(conn, store.utcnow() - timedelta(days=30)) == 2
-        assert conn.execute(sa.select(sa.func.count()).select_from(list_followers)
-                            .where(list_followers.c.list_id.in_(ids))).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(list_pages)
+                            .where(list_pages.c.list_id.in_(ids))).scalar() == 0
 
 
 def _list(db, account, status, scraped, requested=100, actor="test/actor", age_days=0.0):

@@ -21,7 +21,6 @@ class Chunk:
     errors: list = field(default_factory=list)  # ErrorRow
     cursors: dict = field(default_factory=dict)  # {account: the last cursor the actor emitted}
     listed: list = field(default_factory=list)  # [(account, row)]: every follower, for its account's list
-    served: dict = field(default_factory=dict)  # {account: the last list_followers id this chunk serves}
 
 
 def classify_items(adapter, items, accounts, target_gender, min_confidence):
@@ -38,9 +37,7 @@ def classify_listed(rows, account, target_gender, min_confidence):
     followers = [Follower(row.profile_id, row.username, row.full_name, row.is_private, row.is_verified,
                           row.profile_pic_url, account) for row in rows]
     guesses = [GenderGuess(row.gender, row.gender_confidence, "list") for row in rows]
-    chunk = classify(followers, target_gender, min_confidence, guesses, listing=False)
-    chunk.served = {account: rows[-1].id} if rows else {}
-    return chunk
+    return classify(followers, target_gender, min_confidence, guesses, listing=False)
 
 
 def classify(followers, target_gender, min_confidence, guesses=None, listing=True):

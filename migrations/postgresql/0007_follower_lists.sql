@@ -21,26 +21,22 @@ alter table follower_lists enable row level security;
 
 -- Every follower a list holds, in the order the actor returned them, with its gender as
 -- inferred (before any job's minConfidence): each job filters by its own target and threshold.
-create table if not exists list_followers (
-    list_id            bigint not null references follower_lists (id) on delete cascade,
-    id                 bigserial,
-    profile_id         text not null,
-    username           text not null,
-    full_name          text not null,
-    gender             text not null,
-    gender_confidence  double precision not null,
-    is_private         boolean,
-    is_verified        boolean,
-    profile_pic_url    text,
-    primary key (list_id, id)
+-- A page is one stored chunk's followers of one list, from position `first` on, as a JSON array
+-- of [profile_id, username, full_name, gender, gender_confidence, is_private, is_verified,
+-- profile_pic_url]: one row a page, not a row a follower, keeps the write path near one COPY.
+create table if not exists list_pages (
+    list_id    bigint not null references follower_lists (id) on delete cascade,
+    first      integer not null,
+    followers  integer not null,
+    rows       text not null,
+    primary key (list_id, first)
 );
-alter table list_followers enable row level security;
+alter table list_pages enable row level security;
 
 -- Each input account of a job reads one list: one its own runs fill, or another's (`reused`),
--- served from Postgres up to `served_upto` (a list_followers id) so far.
+-- served from Postgres as far as its `scraped` count.
 alter table scrape_accounts add column if not exists list_id bigint references follower_lists (id) on delete set null;
 alter table scrape_accounts add column if not exists reused boolean not null default false;
-alter table scrape_accounts add column if not exists served_upto bigint not null default 0;
 create index if not exists scrape_accounts_list on scrape_accounts (list_id);
 -- 'apify': the batch's accounts are scraped by runs; 'lists': they are served from lists.
 alter table scrape_batches add column if not exists source text not null default 'apify';

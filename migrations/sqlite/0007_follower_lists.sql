@@ -17,22 +17,15 @@ create table if not exists follower_lists (
 create index if not exists follower_lists_lookup on follower_lists (account, actor_id, ended_at);
 create index if not exists follower_lists_job on follower_lists (job_id);
 
-create table if not exists list_followers (
-    id                 integer primary key,
-    list_id            integer not null references follower_lists (id) on delete cascade,
-    profile_id         text not null,
-    username           text not null,
-    full_name          text not null,
-    gender             text not null,
-    gender_confidence  float not null,
-    is_private         boolean,
-    is_verified        boolean,
-    profile_pic_url    text
+create table if not exists list_pages (
+    list_id    integer not null references follower_lists (id) on delete cascade,
+    first      integer not null,
+    followers  integer not null,
+    rows       text not null,
+    primary key (list_id, first)
 );
-create index if not exists list_followers_list on list_followers (list_id, id);
 
 alter table scrape_accounts add column list_id integer references follower_lists (id) on delete set null;
 alter table scrape_accounts add column reused boolean not null default 0;
-alter table scrape_accounts add column served_upto integer not null default 0;
 create index if not exists scrape_accounts_list on scrape_accounts (list_id);
 alter table scrape_batches add column source text not null default 'apify';

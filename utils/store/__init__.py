@@ -6,7 +6,7 @@
     batches    scrape_batches: claims and leases, runs, budgets, ending a batch into its job
     results    scrape_results: the write path (COPY) and result pages
     accounts   scrape_accounts: per input account, counts and how its list ended
-    lists      follower_lists, list_followers: what a scrape of an account returned, reused across jobs
+    lists      follower_lists, list_pages: what a scrape of an account returned, reused across jobs
     capacity   apify_capacity: the governor that keeps the Apify account at (not over) its limit
     callbacks  the job-end callback columns of scrape_jobs: who sends it, once
 

@@ -40,10 +40,9 @@ def start_run(conn, job_id, run_accounts):
     conn.execute(accounts.update().where(a.job_id == job_id, a.account.in_(run_accounts)).values(continuation=None))
 
 
-def add_chunk(conn, job_id, counts, errors, cursors_seen, served):
+def add_chunk(conn, job_id, counts, errors, cursors_seen):
     """Add a chunk's per-account counts ({account: Tally-like with kept}), note the error rows'
-    statuses (an account's first reason stands), the cursors the actor emitted and how far
-    each list was served ({account: list_followers id})."""
+    statuses (an account's first reason stands) and the cursors the actor emitted."""
     if counts:
         conn.execute(
             accounts.update().where(a.job_id == job_id, a.account == sa.bindparam("acct")).values(
@@ -58,8 +57,6 @@ def add_chunk(conn, job_id, counts, errors, cursors_seen, served):
                      .values(status=error.status, reason=error.reason))
     for account, cursor in cursors_seen.items():
         conn.execute(accounts.update().where(a.job_id == job_id, a.account == account).values(continuation=cursor))
-    for account, upto in served.items():
-        conn.execute(accounts.update().where(a.job_id == job_id, a.account == account).values(served_upto=upto))
 
 
 def close_run(conn, job_id, batch_index, run_accounts, *, tokens, quota, items, run_cap, run_error=None):

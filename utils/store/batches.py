@@ -256,7 +256,7 @@ def accounts_to_serve(engine, claim):
     l, ac = follower_lists.c, accounts.c
     with engine.connect() as conn:
         return conn.execute(
-            sa.select(ac.account, ac.list_id, ac.served_upto, ac.scraped, ac.requested,
+            sa.select(ac.account, ac.list_id, ac.scraped, ac.requested,
                       l.status.label("list_status"), l.reason.label("list_reason"))
             .select_from(accounts.outerjoin(follower_lists, l.id == ac.list_id))
             .where(ac.job_id == claim.job_id, ac.batch_index == claim.batch_index, ac.status == AccountStatus.PENDING)
@@ -287,7 +287,7 @@ def rescrape(engine, claim, names, batch_size, actor_id):
             {"job_id": claim.job_id, "batch_index": first + i, "accounts": json.dumps(group)}
             for i, group in enumerate(groups)])
         conn.execute(accounts.update().where(accounts.c.job_id == claim.job_id, accounts.c.account == sa.bindparam("n"))
-                     .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False, served_upto=0),
+                     .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False),
                      [{"n": name, "i": first + i, "lid": created[name]}
                       for i, group in enumerate(groups) for name in group])
 
@@ -357,9 +357,9 @@ def claim_store(engine, job_id, batch_index, lease_seconds):
 
 def store_chunk(engine, claim, chunk, items_read, lease_seconds):
     """Store one classified chunk (`batch_processor.Chunk`: kept rows, tallies by batch and by
-    account, error and cursor rows, followers for the lists) with the dataset offset reached
-    (or, for a batch of lists, the list rows served), renewing the lease, in one transaction;
-    returns the number of new profiles. LeaseLost (nothing written) when the batch
+    account, error and cursor rows, followers for the lists) with the dataset offset reached,
+    renewing the lease, in one transaction; returns the number of new profiles. A batch of
+    lists stores what it serves the same way (how far each list is served is its account's count). LeaseLost (nothing written) when the batch
     is not ours any more."""
     tally = chunk.tally
     with engine.begin() as conn:
@@ -372,7 +372,7 @@ def store_chunk(engine, claim, chunk, items_read, lease_seconds):
             raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
         new = results.write_rows(conn, claim.job_id, chunk.rows)
         store_lists.add_followers(conn, claim.job_id, chunk.listed)
-        store_accounts.add_chunk(conn, claim.job_id, chunk.by_account, chunk.errors, chunk.cursors, chunk.served)
+        store_accounts.add_chunk(conn, claim.job_id, chunk.by_account, chunk.errors, chunk.cursors)
     metrics.profiles_kept(new)
     return new
 

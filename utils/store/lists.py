@@ -1,4 +1,4 @@
-"""Follower lists (tables follower_lists, list_followers): what a scrape of one account
+"""Follower lists (tables follower_lists, list_pages): what a scrape of one account
 returned (its followers, when, through which actor, for which job, how it ended), apart from
 any job.
 
@@ -14,20 +14,23 @@ Lists are shared by every key of the deployment (the deployment pays Apify); a j
 stay its own. A list outlives the job that scraped it; the purge deletes the ones no job
 reads that are older than RESULTS_TTL_DAYS.
 """
+import json
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from utils.store.schema import AccountStatus as A, accounts, follower_lists, list_followers, utcnow
+from utils.store.schema import AccountStatus as A, accounts, follower_lists, list_pages, utcnow
 
-a, l, f = accounts.c, follower_lists.c, list_followers.c
+a, l, p = accounts.c, follower_lists.c, list_pages.c
 # Lists another job may read, and those that hold all the actor could get, whatever was asked.
 SERVABLE = (A.COMPLETE, A.SHORT, A.CAPPED, A.PRIVATE, A.NOT_FOUND)
 ALL_THERE_IS = (A.SHORT, A.CAPPED, A.PRIVATE, A.NOT_FOUND)
 LOOKUP_CHUNK = 1000  # accounts per lookup query
 FOLLOWER_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confidence", "is_private",
                     "is_verified", "profile_pic_url")
+Listed = namedtuple("Listed", FOLLOWER_COLUMNS)  # a follower as a list keeps it
 
 
 @dataclass
@@ -107,24 +110,19 @@ def create(conn, job_id, api_key_id, names, limit, actor_id):
 
 def add_followers(conn, job_id, listed):
     """Append a stored chunk's followers ([(account, row)], rows with their gender as inferred)
-    to the lists the job's own runs fill."""
+    to the lists the job's own runs fill: one page a list, from the position its account's
+    count has reached (the chunk's counts are added after, in the same transaction)."""
     if not listed:
         return
-    names = {account for account, _ in listed}
-    list_of = dict(conn.execute(sa.select(a.account, a.list_id).where(
-        a.job_id == job_id, a.account.in_(names), a.reused.is_(False), a.list_id.is_not(None))).all())
-    rows = [(list_of[account], row) for account, row in listed if account in list_of]
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        columns = ", ".join(("list_id", *FOLLOWER_COLUMNS))
-        with conn.connection.driver_connection.cursor() as cursor, \
-                cursor.copy(f"COPY {list_followers.name} ({columns}) FROM STDIN") as copy:
-            for list_id, row in rows:
-                copy.write_row((list_id, *(row[name] for name in FOLLOWER_COLUMNS)))
-    else:
-        conn.execute(list_followers.insert(),
-                     [{"list_id": list_id, **{name: row[name] for name in FOLLOWER_COLUMNS}} for list_id, row in rows])
+    by_account = {}
+    for account, row in listed:
+        by_account.setdefault(account, []).append([row[name] for name in FOLLOWER_COLUMNS])
+    own = conn.execute(sa.select(a.account, a.list_id, a.scraped).where(
+        a.job_id == job_id, a.account.in_(by_account), a.reused.is_(False), a.list_id.is_not(None))).all()
+    if own:
+        conn.execute(list_pages.insert(), [
+            {"list_id": row.list_id, "first": row.scraped, "followers": len(by_account[row.account]),
+             "rows": json.dumps(by_account[row.account], separators=(",", ":"))} for row in own])
 
 
 def end_scraped(conn, job_id, batch_index):
@@ -148,11 +146,14 @@ def abandon(conn, job_id, reason):
                  .values(status=A.FAILED, reason=reason, ended_at=utcnow()))
 
 
-def read(engine, list_id, after_id, limit):
-    """Up to `limit` followers of the list after list_followers id `after_id`, in order."""
+def read(engine, list_id, start, count):
+    """Followers `start` to `start + count - 1` of the list (fewer at its end), in order, as
+    `Listed` rows."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(f.id, *(f[name] for name in FOLLOWER_COLUMNS))
-                            .where(f.list_id == list_id, f.id > after_id).order_by(f.id).limit(limit)).all()
+        pages = conn.execute(sa.select(p.first, p.rows).where(
+            p.list_id == list_id, p.first < start + count, p.first + p.followers > start).order_by(p.first)).all()
+    found = [Listed(*row) for first, rows in pages for row in json.loads(rows)[max(0, start - first):]]
+    return found[:count]
 
 
 def unread_lists(older_than):
@@ -178,6 +179,6 @@ def _delete(conn, ids):
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start:start + LOOKUP_CHUNK]
         conn.execute(accounts.update().where(a.list_id.in_(chunk)).values(list_id=None))
-        conn.execute(list_followers.delete().where(f.list_id.in_(chunk)))
+        conn.execute(list_pages.delete().where(p.list_id.in_(chunk)))
         conn.execute(follower_lists.delete().where(l.id.in_(chunk)))
     return len(ids)

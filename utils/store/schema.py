@@ -186,7 +186,6 @@ accounts = sa.Table(
     sa.Column("runs", sa.Integer, nullable=False, default=0),
     sa.Column("list_id", ID, sa.ForeignKey("follower_lists.id")),  # the list its followers are read from
     sa.Column("reused", sa.Boolean, nullable=False, default=False),  # a list this job did not scrape
-    sa.Column("served_upto", ID, nullable=False, default=0),  # the list_followers id served so far
 )
 
 follower_lists = sa.Table(
@@ -204,18 +203,12 @@ follower_lists = sa.Table(
     sa.Column("ended_at", UTCDateTime),
 )
 
-list_followers = sa.Table(
-    "list_followers", metadata,
-    sa.Column("id", ID, primary_key=True),
-    sa.Column("list_id", ID, sa.ForeignKey("follower_lists.id"), nullable=False),
-    sa.Column("profile_id", sa.Text, nullable=False),
-    sa.Column("username", sa.Text, nullable=False),
-    sa.Column("full_name", sa.Text, nullable=False),
-    sa.Column("gender", sa.Text, nullable=False),  # as inferred, before any job's minConfidence
-    sa.Column("gender_confidence", sa.Float, nullable=False),
-    sa.Column("is_private", sa.Boolean),
-    sa.Column("is_verified", sa.Boolean),
-    sa.Column("profile_pic_url", sa.Text),
+list_pages = sa.Table(
+    "list_pages", metadata,  # a stored chunk's followers of one list (see `store.lists`)
+    sa.Column("list_id", ID, sa.ForeignKey("follower_lists.id"), primary_key=True),
+    sa.Column("first", sa.Integer, primary_key=True),  # the position in the list of its first follower
+    sa.Column("followers", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Text, nullable=False),  # JSON: [[profile_id, username, full_name, gender, ...], ...]
 )
 
 apify_capacity = sa.Table(
