@@ -185,12 +185,20 @@ def _close_run(claim, state):
 @celery.task(name=SERVE_LISTS)
 def serve_lists():
     """Serve batches of stored follower lists into their jobs' results while one has an account
-    whose list ended; hand on after TASK_SLICE_SECONDS. No Apify call, no room needed."""
+    whose list ended; hand on after TASK_SLICE_SECONDS. No Apify call, no room needed.
+
+    Each execution asks for one helper when more batches are due than the one it took, so
+    the batches of a large job are served by as many worker processes as are free (a helper
+    that finds none due asks for nothing)."""
     deadline = time.monotonic() + settings().task_slice_seconds
+    helped = False
     while time.monotonic() < deadline:
         claim = store.batches.claim_serve(engine(), settings().batch_lease_seconds)
         if claim is None:
             return
+        if not helped and store.batches.serve_due(engine()):
+            serve_lists.delay()
+            helped = True
         _serve(claim, deadline)
     serve_lists.delay()
 
