@@ -10,7 +10,8 @@ import argparse
 import time
 from datetime import timedelta
 
-from harness import Client, api_key, engine_for, machine_limits, stack, wait_for_job, web
+from harness import Client, api_key, engine_for, free_port, machine_limits, stack, wait_for_job, web
+from stack import Beat, Worker
 
 from utils import store
 from utils.store.schema import follower_lists
@@ -35,27 +36,40 @@ def main():
     parser.add_argument("--run-seconds", type=float, default=5.0)
     parser.add_argument("--seconds-per-item", type=float, default=0.002)
     args = parser.parse_args()
+
+    with stack(workers=0) as (env, emulator, _):
+        port = free_port()
+        env = {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}  # Apify's webhooks reach gunicorn
+        with web(env, port=port):
+            worker, clock = Worker(env, "/tmp/bench-reuse-worker.log", 2), Beat(env, "/tmp/bench-reuse-beat.log")
+            try:
+                weeks(env, port, emulator, args)
+            finally:
+                clock.stop()
+                worker.stop()
+
+
+def weeks(env, port, emulator, args):
+    """Last week's job, then this week's with and without reuse."""
     new = round(args.accounts * args.new)
     last_week = [f"weekly_{i}" for i in range(args.accounts)]
     this_week = last_week[new:] + [f"weekly_new_{i}" for i in range(new)]
-
-    with stack(workers=1, concurrency=2) as (env, emulator, _), web(env) as port:
-        print("\n".join(machine_limits(env["DATABASE_URL"])))
-        emulator.configure(run_duration_s=args.run_seconds, run_seconds_per_item=args.seconds_per_item)
-        client, engine = Client(port, api_key(env)), engine_for(env)
-        first, runs, seconds = run(client, emulator, last_week, args.per_account, 0)
-        print(f"last week: {args.accounts} accounts, {runs} runs, ${first['cost_usd']:.2f}, {seconds:.1f} s")
-        with engine.begin() as conn:
-            conn.execute(follower_lists.update().values(ended_at=store.utcnow() - timedelta(days=7)))
-        print(f"this week: {args.accounts - new} accounts of last week's and {new} new, "
-              f"{args.per_account} followers each")
-        # Reuse first: the run without it stores fresh lists of every account.
-        for label, max_age in (("with reuse (maxAgeDays 8)", 8), ("without reuse (maxAgeDays 0)", 0)):
-            status, runs, seconds = run(client, emulator, this_week, args.per_account, max_age)
-            reuse = status["reuse"]
-            print(f"  {label:30s} {runs:3d} runs  ${status['cost_usd']:6.2f}  {seconds:6.1f} s  "
-                  f"({status['profiles_scraped']:,} followers, {reuse['followers']:,} reused, "
-                  f"{reuse['runs_saved']} runs and ${reuse['usd_saved']:.2f} saved)")
+    print("\n".join(machine_limits(env["DATABASE_URL"])))
+    emulator.configure(run_duration_s=args.run_seconds, run_seconds_per_item=args.seconds_per_item)
+    client, engine = Client(port, api_key(env)), engine_for(env)
+    first, runs, seconds = run(client, emulator, last_week, args.per_account, 0)
+    print(f"last week: {args.accounts} accounts, {runs} runs, ${first['cost_usd']:.2f}, {seconds:.1f} s")
+    with engine.begin() as conn:
+        conn.execute(follower_lists.update().values(ended_at=store.utcnow() - timedelta(days=7)))
+    print(f"this week: {args.accounts - new} accounts of last week's and {new} new, "
+          f"{args.per_account} followers each")
+    # Reuse first: the run without it stores fresh lists of every account.
+    for label, max_age in (("with reuse (maxAgeDays 8)", 8), ("without reuse (maxAgeDays 0)", 0)):
+        status, runs, seconds = run(client, emulator, this_week, args.per_account, max_age)
+        reuse = status["reuse"]
+        print(f"  {label:30s} {runs:3d} runs  ${status['cost_usd']:6.2f}  {seconds:6.1f} s  "
+              f"({status['profiles_scraped']:,} followers, {reuse['followers']:,} reused, "
+              f"{reuse['runs_saved']} runs and ${reuse['usd_saved']:.2f} saved)")
 
 
 if __name__ == "__main__":
