@@ -4,6 +4,8 @@ A task holds a batch only while it talks to Apify or Postgres about it: `claim_s
 a queued batch (the governor and fair share decide which), `record_run` hands it to Apify;
 `mark_finished` notes that Apify ended the run; `claim_store` leases it again to stream the
 dataset, chunk by chunk (`store_chunk`), and `end_batch` rolls it into its job exactly once.
+A batch of lists (accounts served from stored follower lists) skips Apify: `claim_serve`
+leases it once one of its lists has ended, and it is stored and ended the same way.
 Every change is a conditional UPDATE fenced by the attempt number, so a redelivered message,
 a second worker or a dead worker's late return can never move a batch twice.
 
@@ -286,7 +288,8 @@ def rescrape(engine, claim, names, batch_size, actor_id):
         conn.execute(batches.insert(), [
             {"job_id": claim.job_id, "batch_index": first + i, "accounts": json.dumps(group)}
             for i, group in enumerate(groups)])
-        conn.execute(accounts.update().where(accounts.c.job_id == claim.job_id, accounts.c.account == sa.bindparam("n"))
+        moved = sa.and_(accounts.c.job_id == claim.job_id, accounts.c.account == sa.bindparam("n"))
+        conn.execute(accounts.update().where(moved)
                      .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False),
                      [{"n": name, "i": first + i, "lid": created[name]}
                       for i, group in enumerate(groups) for name in group])
@@ -359,8 +362,8 @@ def store_chunk(engine, claim, chunk, items_read, lease_seconds):
     """Store one classified chunk (`batch_processor.Chunk`: kept rows, tallies by batch and by
     account, error and cursor rows, followers for the lists) with the dataset offset reached,
     renewing the lease, in one transaction; returns the number of new profiles. A batch of
-    lists stores what it serves the same way (how far each list is served is its account's count). LeaseLost (nothing written) when the batch
-    is not ours any more."""
+    lists stores what it serves the same way (how far a list is served is its account's count).
+    LeaseLost (nothing written) when the batch is not ours any more."""
     tally = chunk.tally
     with engine.begin() as conn:
         held = conn.execute(batches.update().where(_held(claim), _active_job(claim.job_id)).values(

@@ -21,6 +21,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from utils.store.results import PROFILE
 from utils.store.schema import AccountStatus as A, accounts, follower_lists, list_pages, utcnow
 
 a, l, p = accounts.c, follower_lists.c, list_pages.c
@@ -28,9 +29,7 @@ a, l, p = accounts.c, follower_lists.c, list_pages.c
 SERVABLE = (A.COMPLETE, A.SHORT, A.CAPPED, A.PRIVATE, A.NOT_FOUND)
 ALL_THERE_IS = (A.SHORT, A.CAPPED, A.PRIVATE, A.NOT_FOUND)
 LOOKUP_CHUNK = 1000  # accounts per lookup query
-FOLLOWER_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confidence", "is_private",
-                    "is_verified", "profile_pic_url")
-Listed = namedtuple("Listed", FOLLOWER_COLUMNS)  # a follower as a list keeps it
+Listed = namedtuple("Listed", PROFILE)  # a follower as a list keeps it
 
 
 @dataclass
@@ -116,7 +115,7 @@ def add_followers(conn, job_id, listed):
         return
     by_account = {}
     for account, row in listed:
-        by_account.setdefault(account, []).append([row[name] for name in FOLLOWER_COLUMNS])
+        by_account.setdefault(account, []).append([row[name] for name in PROFILE])
     own = conn.execute(sa.select(a.account, a.list_id, a.scraped).where(
         a.job_id == job_id, a.account.in_(by_account), a.reused.is_(False), a.list_id.is_not(None))).all()
     if own:
@@ -127,7 +126,7 @@ def add_followers(conn, job_id, listed):
 
 def end_scraped(conn, job_id, batch_index):
     """The lists of the batch's own accounts that have ended take the account's status, count
-    and reason (the ones still pending stay so); returns their ids."""
+    and reason (the ones still pending stay so)."""
     ended = conn.execute(
         sa.select(a.list_id, a.status, a.reason, a.scraped).join(follower_lists, l.id == a.list_id)
         .where(a.job_id == job_id, a.batch_index == batch_index, a.reused.is_(False), a.status != A.PENDING,
@@ -136,7 +135,6 @@ def end_scraped(conn, job_id, batch_index):
         conn.execute(follower_lists.update().where(l.id == sa.bindparam("lid"), l.status == A.PENDING).values(
             status=sa.bindparam("st"), reason=sa.bindparam("why"), scraped=sa.bindparam("n"), ended_at=utcnow()),
             [{"lid": row.list_id, "st": row.status, "why": row.reason, "n": row.scraped} for row in ended])
-    return [row.list_id for row in ended]
 
 
 def abandon(conn, job_id, reason):

@@ -55,14 +55,14 @@ def write_rows(conn, job_id, rows):
     return len(new_ids)
 
 
-# What a row brings itself; the job id and the time are the chunk's.
-_ROW = ("profile_id", "username", "full_name", "gender", "gender_confidence", "is_private", "is_verified",
-        "profile_pic_url")
+# What a row brings itself; the job id and the time are the chunk's. A follower list keeps the same.
+PROFILE = ("profile_id", "username", "full_name", "gender", "gender_confidence", "is_private", "is_verified",
+           "profile_pic_url")
 
 
 def _insert_new(conn, job_id, rows, now):
     """Insert the rows whose profile is new to the job; returns their profile ids."""
-    values = [{**{name: row[name] for name in _ROW}, "source_accounts": ",".join(row["sources"]),
+    values = [{**{name: row[name] for name in PROFILE}, "source_accounts": ",".join(row["sources"]),
                "job_id": job_id, "created_at": now} for row in rows]
     insert = _INSERT[conn.dialect.name](results).on_conflict_do_nothing(index_elements=["job_id", "profile_id"])
     return set(conn.execute(insert.returning(results.c.profile_id), values).scalars())
@@ -73,7 +73,7 @@ _STORED = (
     .where(results.c.job_id == sa.bindparam("job_id"),
            results.c.profile_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))))
 )
-_COPY = f"COPY {results.name} (job_id, created_at, {', '.join(_ROW)}, source_accounts) FROM STDIN"
+_COPY = f"COPY {results.name} (job_id, created_at, {', '.join(PROFILE)}, source_accounts) FROM STDIN"
 
 
 def _copy_new(conn, job_id, rows, now):
@@ -91,7 +91,7 @@ def _copy_new(conn, job_id, rows, now):
         with conn.begin_nested():
             with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
                 for row in new:
-                    copy.write_row((*chunk, *(row[name] for name in _ROW), ",".join(row["sources"])))
+                    copy.write_row((*chunk, *(row[name] for name in PROFILE), ",".join(row["sources"])))
     except psycopg.errors.UniqueViolation:
         return _insert_new(conn, job_id, rows, now)
     return {row["profile_id"] for row in new}
