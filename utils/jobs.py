@@ -280,9 +280,10 @@ def forget_key(engine, celery, api_key_id, on_queue_error):
     follower lists they scraped. Returns `{"jobs", "follower_lists"}` deleted."""
     job_ids = store.jobs.job_ids_of(engine, api_key_id)
     for job_id in job_ids:
-        running = store.jobs.delete_job(engine, job_id)
-        if running:
-            _follow_up(on_queue_error, f"the abort of {len(running)} Apify runs", request_abort, celery, running)
+        try:
+            delete(engine, celery, job_id, api_key_id, on_queue_error)
+        except JobNotFound:
+            pass  # purged meanwhile
     return {"jobs": len(job_ids), "follower_lists": store.lists.delete_caused_by(engine, api_key_id)}
 
 
