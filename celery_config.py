@@ -143,6 +143,9 @@ class Publisher:
     def callback(self, job_id):
         notify_job_end(self.celery, job_id)
 
+    def abort(self, run_ids):
+        request_abort(self.celery, run_ids)
+
 
 def request_abort(celery, run_ids):
     celery.send_task(ABORT_RUNS, args=[list(run_ids)])

@@ -18,7 +18,7 @@ class Recorder:
     """A publisher that writes down what the tick would have sent."""
 
     def __init__(self):
-        self.stores, self.starts, self.callbacks = [], 0, []
+        self.stores, self.starts, self.serves, self.callbacks, self.aborted = [], 0, 0, [], []
 
     def store(self, job_id, batch_index):
         self.stores.append((job_id, batch_index))
@@ -26,8 +26,14 @@ class Recorder:
     def start(self):
         self.starts += 1
 
+    def serve(self):
+        self.serves += 1
+
     def callback(self, job_id):
         self.callbacks.append(job_id)
+
+    def abort(self, run_ids):
+        self.aborted.extend(run_ids)
 
 
 @pytest.fixture
@@ -79,6 +85,23 @@ def test_batches_whose_holder_died_are_handed_back(idle, settings):
     taken_over, _ = store.batches.claim_start(idle, settings)
     assert (taken_over.batch_index, taken_over.attempt) == (starting.batch_index, starting.attempt + 1)
     assert store.batches.record_run(idle, starting, "LATE", "t") is False
+
+
+def test_batches_a_stop_missed_are_closed_and_their_runs_aborted(idle, settings):
+    """A hand-back can commit between a stop's sweep of its batches and its job UPDATE."""
+    job_id = _job(idle)
+    running, _ = store.batches.claim_start(idle, settings)
+    store.batches.record_run(idle, running, "RUN-LEFT", "t")
+    store.jobs.cancel_job(idle, job_id)
+    with idle.begin() as conn:  # as hand-backs racing the stop leave them
+        conn.execute(B.update().where(B.c.job_id == job_id).values(status=sa.case(
+            (B.c.batch_index == running.batch_index, "running"), else_="queued")))
+    published = _tick(idle, settings)
+    assert published.aborted == ["RUN-LEFT"] and published.starts == 0
+    with idle.connect() as conn:
+        statuses = conn.execute(sa.select(B.c.status).where(B.c.job_id == job_id)).scalars().all()
+    assert statuses == ["cancelled"] * 3
+    assert _tick(idle, settings).aborted == []
 
 
 def test_the_poller_finds_ended_runs_with_bounded_calls(idle, settings, emulator):

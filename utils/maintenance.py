@@ -16,14 +16,18 @@ SETTLE_PER_TICK = 20
 
 def tick(engine, settings, scraper, publish):
     """One tick of the clock; `publish` has `store(job_id, batch_index)`, `start()`, `serve()`,
-    `callback(job_id)`.
+    `callback(job_id)` and `abort(run_ids)`.
 
-    1. hand back the batches whose holder died (a start to the queue, a store to be stored);
+    1. hand back the batches whose holder died (a start to the queue, a store to be stored),
+       and close those a stopped job left waiting (aborting their runs);
     2. ask Apify about running runs due a look (the poller; the only way without webhooks);
     3. publish again the stores, starts, serves and callbacks whose messages Redis lost;
     4. read the account's limits when due, and settle costs that were read too early.
     """
     stores = store.batches.reclaim_expired(engine)
+    left_running = store.batches.close_stopped(engine)
+    if left_running:
+        publish.abort(left_running)
     stores += store.batches.finished_unstored(engine, waiting_seconds=max(10.0, 5 * settings.tick_seconds))
     try:
         stores += runs.poll(engine, settings, scraper)

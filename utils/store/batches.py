@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from utils import metrics
 from utils.store import accounts as store_accounts, capacity, lists as store_lists, results
-from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, MOVING, AccountStatus, BatchSource, BatchStatus as B,
-                                JobStatus, accounts, batches, follower_lists, jobs, utcnow)
+from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, MOVING, UNHELD, AccountStatus, BatchSource,
+                                BatchStatus as B, JobStatus, accounts, batches, follower_lists, jobs, utcnow)
 
 b = batches.c
 
@@ -496,6 +496,19 @@ def reclaim_expired(engine):
         return conn.execute(batches.update().where(b.status == B.STORING, expired)
                             .values(status=B.FINISHED, lease_expires_at=None, run_checked_at=now)
                             .returning(b.job_id, b.batch_index)).all()
+
+
+def close_stopped(engine):
+    """Batches a stopped job left waiting (queued, running or finished): a hand-back whose
+    batch UPDATE slipped in after the stop's sweep and before its job UPDATE. Closed as
+    cancelled; returns the Apify runs that were still going, to abort."""
+    stopped = sa.and_(~_active_job(), b.status.in_(UNHELD))
+    with engine.begin() as conn:
+        running = conn.execute(sa.select(b.apify_run_id).where(stopped, b.status == B.RUNNING,
+                                                               b.apify_run_id.is_not(None))).scalars().all()
+        conn.execute(batches.update().where(stopped).values(status=B.CANCELLED, finished_at=utcnow(),
+                                                            lease_expires_at=None))
+    return running
 
 
 def finished_unstored(engine, waiting_seconds):

@@ -10,8 +10,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from utils.store import accounts as store_accounts, cursors, lists as store_lists
-from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, BatchSource, BatchStatus, JobStatus, batches, jobs,
-                                results, utcnow)
+from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, UNHELD, BatchSource, BatchStatus, JobStatus, batches,
+                                jobs, results, utcnow)
 from utils.store.schema import accounts as account_table
 
 
@@ -21,8 +21,6 @@ class _AllKeys:
 
 
 ALL_KEYS = _AllKeys()
-# What stopping a job cancels at once: batches that no task holds.
-_UNHELD = (BatchStatus.QUEUED, BatchStatus.RUNNING, BatchStatus.FINISHED)
 
 
 def _scoped(query, api_key_id):
@@ -158,7 +156,7 @@ def stop_job(engine, job_id, status, message):
             batches.update().where(unheld, batches.c.status == BatchStatus.RUNNING)
             .values(status=BatchStatus.CANCELLED, finished_at=now).returning(batches.c.apify_run_id)
         ).scalars().all()
-        conn.execute(batches.update().where(unheld, batches.c.status.in_(_UNHELD))
+        conn.execute(batches.update().where(unheld, batches.c.status.in_(UNHELD))
                      .values(status=BatchStatus.CANCELLED, finished_at=now))
         stopped = conn.execute(
             jobs.update()

@@ -61,6 +61,8 @@ ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
 ENDED_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 # Batches holding one of the Apify account's runs: what the capacity governor counts.
 IN_FLIGHT = (BatchStatus.STARTING, BatchStatus.RUNNING)
+# Batches no task holds, waiting to start, at Apify or to be stored: what stopping a job cancels at once.
+UNHELD = (BatchStatus.QUEUED, BatchStatus.RUNNING, BatchStatus.FINISHED)
 # Batches on their way: neither waiting to start nor ended.
 MOVING = (BatchStatus.STARTING, BatchStatus.RUNNING, BatchStatus.FINISHED, BatchStatus.STORING)
 
