@@ -34,8 +34,12 @@ create table if not exists list_pages (
 alter table list_pages enable row level security;
 
 -- Each input account of a job reads one list: one its own runs fill, or another's (`reused`),
--- served from Postgres as far as its `scraped` count.
-alter table scrape_accounts add column if not exists list_id bigint references follower_lists (id) on delete set null;
+-- served from Postgres as far as its `scraped` count. No foreign key: a job may have 100,000
+-- accounts, and a key checked per row would double the cost of creating it; the one place that
+-- deletes lists (store.lists) clears the accounts that point at them first.
+alter table scrape_accounts add column if not exists list_id bigint;
+-- Nor to the job, for the same reason: `store.jobs.delete_job` deletes a job's accounts itself.
+alter table scrape_accounts drop constraint if exists scrape_accounts_job_id_fkey;
 alter table scrape_accounts add column if not exists reused boolean not null default false;
 create index if not exists scrape_accounts_list on scrape_accounts (list_id);
 -- 'apify': the batch's accounts are scraped by runs; 'lists': they are served from lists.

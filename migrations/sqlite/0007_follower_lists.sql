@@ -25,7 +25,7 @@ create table if not exists list_pages (
     primary key (list_id, first)
 );
 
-alter table scrape_accounts add column list_id integer references follower_lists (id) on delete set null;
+alter table scrape_accounts add column list_id integer;
 alter table scrape_accounts add column reused boolean not null default 0;
 create index if not exists scrape_accounts_list on scrape_accounts (list_id);
 alter table scrape_batches add column source text not null default 'apify';

@@ -14,12 +14,21 @@ MAX_RUNS_PER_ACCOUNT = 100  # a list continued this often is given up as capped
 _FINAL = a.status != A.PENDING
 
 
-def rows_for(job_id, account_batches, per_account_limit, lists, reused):
-    """The rows to insert with a new job: one per account, in its batch, reading its list
-    (`lists` {account: list_id}; `reused` those another job scraped)."""
-    return [{"job_id": job_id, "account": account, "batch_index": index, "requested": per_account_limit,
-             "list_id": lists[account], "reused": account in reused}
+_NEW = ("job_id", "account", "batch_index", "requested", "list_id", "reused")
+
+
+def insert(conn, job_id, account_batches, per_account_limit, lists, reused):
+    """A new job's rows: one per account, in its batch, reading its list (`lists` {account:
+    list_id}; `reused` those another job scraped). By COPY on Postgres: a job may have 100,000."""
+    rows = [(job_id, account, index, per_account_limit, lists[account], account in reused)
             for index, batch in enumerate(account_batches) for account in batch]
+    if conn.dialect.name != "postgresql":
+        conn.execute(accounts.insert(), [dict(zip(_NEW, row)) for row in rows])
+        return
+    with conn.connection.driver_connection.cursor() as cursor, \
+            cursor.copy(f"COPY {accounts.name} ({', '.join(_NEW)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def next_run(conn, job_id, batch_index):

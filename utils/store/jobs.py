@@ -62,8 +62,7 @@ def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, t
         ])
         lists = {**store_lists.create(conn, job_id, api_key_id, found.scrape, per_account_limit, actor_id),
                  **found.reused}
-        conn.execute(account_table.insert(), store_accounts.rows_for(
-            job_id, [names for _, names in groups], per_account_limit, lists, found.reused))
+        store_accounts.insert(conn, job_id, [names for _, names in groups], per_account_limit, lists, found.reused)
     return job_id, len(groups), found
 
 

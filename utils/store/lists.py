@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from utils.store.results import PROFILE
 from utils.store.schema import AccountStatus as A, accounts, follower_lists, list_pages, utcnow
@@ -43,6 +44,7 @@ class Plan:
 
     @property
     def reused(self):
+        """{account: list_id} of both (a new dict: look it up once, not per account)."""
         return {**self.stored, **self.shared}
 
 
@@ -55,34 +57,52 @@ def plan(conn, accounts, limit, actor_id, max_age_days):
         found.scrape = list(accounts)
         return found
     since = utcnow() - timedelta(days=max_age_days)
-    for start in range(0, len(accounts), LOOKUP_CHUNK):
-        chunk = accounts[start:start + LOOKUP_CHUNK]
+    for chunk in _chunks(conn, accounts):
         stored = conn.execute(
             sa.select(l.account, l.id).where(
-                l.account.in_(chunk), l.actor_id == actor_id, l.status.in_(SERVABLE), l.ended_at >= since,
+                _among(conn, l.account, chunk), l.actor_id == actor_id, l.status.in_(SERVABLE), l.ended_at >= since,
                 sa.or_(l.scraped >= limit, l.status.in_(ALL_THERE_IS)))
             .order_by(l.ended_at)).all()
         found.stored.update(stored)  # ascending, so the newest list of an account is the last set
         shared = conn.execute(
             sa.select(l.account, l.id).where(
-                l.account.in_([name for name in chunk if name not in found.stored]), l.actor_id == actor_id,
-                l.status == A.PENDING, l.requested >= limit, l.created_at >= since)
+                _among(conn, l.account, [name for name in chunk if name not in found.stored]),
+                l.actor_id == actor_id, l.status == A.PENDING, l.requested >= limit, l.created_at >= since)
             .order_by(l.created_at)).all()
         found.shared.update(shared)
-    found.scrape = [name for name in accounts if name not in found.reused]
+    reused = found.reused
+    found.scrape = [name for name in accounts if name not in reused]
     return found
+
+
+def _chunks(conn, names):
+    """All at once on Postgres (one array parameter); SQLite takes at most LOOKUP_CHUNK."""
+    size = (len(names) or 1) if conn.dialect.name == "postgresql" else LOOKUP_CHUNK
+    return [names[start:start + size] for start in range(0, len(names), size)]
+
+
+def _among(conn, column, values):
+    """`column IN values`: on Postgres `= ANY(array)` of one parameter however many values."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.func.any(_array(values, column.type))
+    return column.in_(values)
+
+
+def _array(values, item_type):
+    """A Postgres array of `values` (usernames or ids: no commas) sent as one comma-joined text,
+    which psycopg sends at once where it would adapt a list item by item."""
+    joined = sa.bindparam(None, ",".join(map(str, values)), type_=sa.Text)
+    return sa.cast(sa.func.string_to_array(joined, ","), postgresql.ARRAY(item_type))
 
 
 def preview(engine, accounts, limit, actor_id, max_age_days):
     """(the `plan` for a job over `accounts`, the followers its lists would serve at most)."""
     with engine.connect() as conn:
         found = plan(conn, accounts, limit, actor_id, max_age_days)
-        stored = list(found.stored.values())
         followers = len(found.shared) * limit
-        for start in range(0, len(stored), LOOKUP_CHUNK):
+        for chunk in _chunks(conn, list(found.stored.values())):
             followers += conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
-                sa.case((l.scraped < limit, l.scraped), else_=limit)), 0)).where(
-                l.id.in_(stored[start:start + LOOKUP_CHUNK]))).scalar()
+                sa.case((l.scraped < limit, l.scraped), else_=limit)), 0)).where(_among(conn, l.id, chunk))).scalar()
     return found, int(followers)
 
 
@@ -98,6 +118,14 @@ def create(conn, job_id, api_key_id, names, limit, actor_id):
     if not names:
         return {}
     now = utcnow()
+    if conn.dialect.name == "postgresql":  # one INSERT ... SELECT over an array, however many accounts
+        names_in = sa.select(sa.func.unnest(_array(names, sa.Text)).label("account")).subquery()
+        chosen = sa.select(names_in.c.account, sa.literal(actor_id), sa.literal(limit), sa.literal(A.PENDING.value),
+                           sa.literal(job_id, sa.Uuid(as_uuid=False)), sa.literal(api_key_id, sa.BigInteger),
+                           sa.literal(now, l.created_at.type))
+        insert = follower_lists.insert().from_select(
+            ["account", "actor_id", "requested", "status", "job_id", "api_key_id", "created_at"], chosen)
+        return dict(conn.execute(insert.returning(l.account, l.id)).all())
     rows = [{"account": name, "actor_id": actor_id, "requested": limit, "status": A.PENDING, "job_id": job_id,
              "api_key_id": api_key_id, "created_at": now} for name in names]
     created = {}

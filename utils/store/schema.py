@@ -186,7 +186,7 @@ accounts = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("continuation", sa.Text),  # the actor's token or cursor to go on from
     sa.Column("runs", sa.Integer, nullable=False, default=0),
-    sa.Column("list_id", ID, sa.ForeignKey("follower_lists.id")),  # the list its followers are read from
+    sa.Column("list_id", ID),  # the follower list its followers are read from (no foreign key: see 0007)
     sa.Column("reused", sa.Boolean, nullable=False, default=False),  # a list this job did not scrape
 )
 
