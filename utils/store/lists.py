@@ -76,7 +76,7 @@ def plan(conn, accounts, limit, actor_id, max_age_days):
 
 
 def _chunks(conn, names):
-    """All at once on Postgres (one array parameter); SQLite takes at most LOOKUP_CHUNK."""
+    """`names` in lookups: all at once on Postgres (one array parameter), by LOOKUP_CHUNK on SQLite."""
     size = (len(names) or 1) if conn.dialect.name == "postgresql" else LOOKUP_CHUNK
     return [names[start:start + size] for start in range(0, len(names), size)]
 
@@ -129,9 +129,8 @@ def create(conn, job_id, api_key_id, names, limit, actor_id):
     rows = [{"account": name, "actor_id": actor_id, "requested": limit, "status": A.PENDING, "job_id": job_id,
              "api_key_id": api_key_id, "created_at": now} for name in names]
     created = {}
-    for start in range(0, len(rows), LOOKUP_CHUNK):
-        created.update(conn.execute(follower_lists.insert().returning(l.account, l.id),
-                                    rows[start:start + LOOKUP_CHUNK]).all())
+    for chunk in _chunks(conn, rows):
+        created.update(conn.execute(follower_lists.insert().returning(l.account, l.id), chunk).all())
     return created
 
 
@@ -202,9 +201,8 @@ def delete_caused_by(engine, api_key_id):
 
 
 def _delete(conn, ids):
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start:start + LOOKUP_CHUNK]
-        conn.execute(accounts.update().where(a.list_id.in_(chunk)).values(list_id=None))
-        conn.execute(list_pages.delete().where(p.list_id.in_(chunk)))
-        conn.execute(follower_lists.delete().where(l.id.in_(chunk)))
+    for chunk in _chunks(conn, ids):
+        conn.execute(accounts.update().where(_among(conn, a.list_id, chunk)).values(list_id=None))
+        conn.execute(list_pages.delete().where(_among(conn, p.list_id, chunk)))
+        conn.execute(follower_lists.delete().where(_among(conn, l.id, chunk)))
     return len(ids)
