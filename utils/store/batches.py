@@ -78,6 +78,19 @@ def _lease(now, seconds):
     return now + timedelta(seconds=seconds)
 
 
+def group(names, batch_size):
+    """`names` cut into batches of `batch_size` accounts (the last one may be smaller)."""
+    return [names[i:i + batch_size] for i in range(0, len(names), batch_size)]
+
+
+def insert(conn, job_id, first_index, source, groups):
+    """Write a batch per group of account names, numbered from `first_index`."""
+    if groups:
+        conn.execute(batches.insert(), [
+            {"job_id": job_id, "batch_index": first_index + i, "accounts": json.dumps(names), "source": source}
+            for i, names in enumerate(groups)])
+
+
 def _due(now):
     """Queued batches of runs due to start."""
     return sa.and_(b.status == B.QUEUED, b.source == BatchSource.APIFY,
@@ -276,7 +289,7 @@ def close_served(engine, claim, account, list_status, list_reason):
 def rescrape(engine, claim, names, batch_size, actor_id):
     """The lists these accounts waited for failed or went: this job scrapes them itself, in new
     batches of runs (the job's batch count grows with them). LeaseLost when the batch is not ours."""
-    groups = [names[i:i + batch_size] for i in range(0, len(names), batch_size)]
+    groups = group(names, batch_size)
     with engine.begin() as conn:
         _renew(conn, claim, _active_job(claim.job_id))
         job = conn.execute(jobs.update().where(jobs.c.job_id == claim.job_id)
@@ -285,14 +298,12 @@ def rescrape(engine, claim, names, batch_size, actor_id):
         store_lists.lock_planning(conn)
         created = store_lists.create(conn, claim.job_id, job.api_key_id, names, claim.per_account_limit, actor_id)
         first = job.total_batches - len(groups)
-        conn.execute(batches.insert(), [
-            {"job_id": claim.job_id, "batch_index": first + i, "accounts": json.dumps(group)}
-            for i, group in enumerate(groups)])
+        insert(conn, claim.job_id, first, BatchSource.APIFY, groups)
         moved = sa.and_(accounts.c.job_id == claim.job_id, accounts.c.account == sa.bindparam("n"))
         conn.execute(accounts.update().where(moved)
                      .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False),
                      [{"n": name, "i": first + i, "lid": created[name]}
-                      for i, group in enumerate(groups) for name in group])
+                      for i, names_of_batch in enumerate(groups) for name in names_of_batch])
 
 
 def _renew(conn, claim, *conditions):

@@ -3,13 +3,12 @@
 Every lookup takes its tenant: an API key id, or `ALL_KEYS` said out loud by operator
 commands and the worker, which act on any job.
 """
-import json
 import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from utils.store import accounts as store_accounts, cursors, lists as store_lists
+from utils.store import accounts as store_accounts, batches as store_batches, cursors, lists as store_lists
 from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, UNHELD, BatchSource, BatchStatus, JobStatus, batches,
                                 jobs, results, utcnow)
 from utils.store.schema import accounts as account_table
@@ -46,24 +45,21 @@ def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, t
         if max_age_days > 0:
             store_lists.lock_planning(conn)
         found = store_lists.plan(conn, accounts, per_account_limit, actor_id, max_age_days)
-        groups = [(source, names[i:i + batch_size])
-                  for source, names in ((BatchSource.APIFY, found.scrape), (BatchSource.LISTS, list(found.reused)))
-                  for i in range(0, len(names), batch_size)]
+        scraped = store_batches.group(found.scrape, batch_size)
+        served = store_batches.group(list(found.reused), batch_size)
         conn.execute(jobs.insert().values(
             job_id=job_id, api_key_id=api_key_id, status=JobStatus.QUEUED, target_gender=target_gender,
             min_confidence=min_confidence,
             accounts_count=len(accounts), per_account_limit=per_account_limit,
-            total_scrape_count=total_scrape_count, total_batches=len(groups),
+            total_scrape_count=total_scrape_count, total_batches=len(scraped) + len(served),
             max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
         ))
-        conn.execute(batches.insert(), [
-            {"job_id": job_id, "batch_index": index, "accounts": json.dumps(names), "source": source}
-            for index, (source, names) in enumerate(groups)
-        ])
+        store_batches.insert(conn, job_id, 0, BatchSource.APIFY, scraped)
+        store_batches.insert(conn, job_id, len(scraped), BatchSource.LISTS, served)
         lists = {**store_lists.create(conn, job_id, api_key_id, found.scrape, per_account_limit, actor_id),
                  **found.reused}
-        store_accounts.insert(conn, job_id, [names for _, names in groups], per_account_limit, lists, found.reused)
-    return job_id, len(groups), found
+        store_accounts.insert(conn, job_id, scraped + served, per_account_limit, lists, found.reused)
+    return job_id, len(scraped) + len(served), found
 
 
 def get_job(engine, job_id, api_key_id):
