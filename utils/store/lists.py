@@ -181,14 +181,10 @@ def read(engine, list_id, start, count):
     return found[:count]
 
 
-def unread_lists(older_than):
-    """Lists ended before `older_than` that no job's account reads."""
-    return sa.and_(l.ended_at < older_than, ~sa.exists().where(a.list_id == l.id))
-
-
 def purge(conn, older_than):
     """Delete the lists no job reads that ended before `older_than`; returns how many."""
-    ids = conn.execute(sa.select(l.id).where(unread_lists(older_than))).scalars().all()
+    ids = conn.execute(sa.select(l.id).where(l.ended_at < older_than, ~sa.exists().where(a.list_id == l.id))
+                       ).scalars().all()
     return _delete(conn, ids)
 
 
