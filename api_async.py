@@ -19,9 +19,11 @@ apify_bp = Blueprint("apify", __name__, url_prefix="/apify")
 
 def _rate_limit_key():
     """Limits count per authenticated API key id (however its header is spelled); a request
-    that has no key yet counts against its client address (behind PROXY_HOPS proxies)."""
+    that has no key yet counts against its client address (behind PROXY_HOPS proxies). Both
+    within the deployment's namespace in Redis (its CELERY_QUEUE), which it may share."""
     key_id = g.get("api_key_id")
-    return f"key:{key_id}" if key_id is not None else f"ip:{get_remote_address()}"
+    who = f"key:{key_id}" if key_id is not None else f"ip:{get_remote_address()}"
+    return f"{_settings().celery_queue}:{who}"
 
 
 limiter = Limiter(key_func=_rate_limit_key, headers_enabled=True)

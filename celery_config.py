@@ -29,6 +29,10 @@ def callback_queue(settings):
     return f"{settings.celery_queue}.callbacks"
 
 
+def lists_queue(settings):
+    return f"{settings.celery_queue}.lists"
+
+
 # How a rediss:// server's certificate is checked: REDIS_TLS_VERIFY, or the URL's own
 # `ssl_cert_reqs` (Celery's CERT_NONE spelling or redis-py's none), which wins.
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
@@ -83,10 +87,11 @@ def configure(celery, settings):
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,
-        # Callbacks on a queue of their own, which a worker takes from by turns with the main one:
-        # a receiver that is slow (each delivery has one deadline) never holds up a batch's messages.
-        task_queues=[Queue(settings.celery_queue), Queue(callback_queue(settings))],
-        task_routes={NOTIFY_JOB_END: {"queue": callback_queue(settings)}},
+        # Callbacks and the serving of stored lists on queues of their own, which a worker takes
+        # from by turns with the main one: a slow receiver (each delivery has one deadline) or a
+        # large job served from lists never holds up a batch's start or store for more than a slice.
+        task_queues=[Queue(settings.celery_queue), Queue(callback_queue(settings)), Queue(lists_queue(settings))],
+        task_routes={NOTIFY_JOB_END: {"queue": callback_queue(settings)}, SERVE_LISTS: {"queue": lists_queue(settings)}},
         # Results go to Postgres; Redis only carries messages.
         task_ignore_result=True,
         result_backend=None,
@@ -99,10 +104,11 @@ def configure(celery, settings):
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(settings.task_time_limit_seconds - 60, settings.task_time_limit_seconds // 2),
-        # `celery -A tasks beat` (the Procfile's clock) sends these; a tick not taken before
-        # the next one is due is dropped rather than piled up behind busy workers.
+        # `celery -A tasks beat` (the Procfile's clock) runs the tick in its own process
+        # (`tasks.Clock`: no worker's backlog can starve it) and sends the hourly purge.
+        beat_scheduler="tasks:Clock",
         beat_schedule={
-            "tick": {"task": TICK, "schedule": settings.tick_seconds, "options": {"expires": settings.tick_seconds}},
+            "tick": {"task": TICK, "schedule": settings.tick_seconds},
             "purge": {"task": PURGE, "schedule": 3600.0},
         },
     )
@@ -142,9 +148,6 @@ class Publisher:
 
     def callback(self, job_id):
         notify_job_end(self.celery, job_id)
-
-    def abort(self, run_ids):
-        request_abort(self.celery, run_ids)
 
 
 def request_abort(celery, run_ids):

@@ -1,31 +1,31 @@
-"""Celery tasks: start Apify runs, store the ones that ended, keep the clock.
+"""Celery tasks: start Apify runs, store the ones that ended, serve stored lists, keep the clock.
 
-Run them with `celery -A tasks worker`. Tasks orchestrate; the work lives in `utils/`. No
-task waits for Apify: `start_runs` starts as many runs as the account has room for and
-returns; Apify's webhook or the clock's poller notices a run ended; `store_batch` streams its
-dataset into Postgres. Every task is short (TASK_SLICE_SECONDS, then it hands the rest on) and
-idempotent, since Redis delivers at least once: a batch is claimed in Postgres, fenced by its
-attempt number, before anything is done with it, and the clock (`tick`) publishes again
-whatever Redis lost, from Postgres.
+Run them with `celery -A tasks worker`, and the clock with `celery -A tasks beat`. Tasks
+orchestrate: each step is a transaction in `utils.store.work`, which says what comes next, and
+the fault policy is the batch lifecycle's (`utils.store.batches.decide`). No task waits for
+Apify: `start_runs` starts as many runs as the account has room for and returns; Apify's webhook
+or the clock's poller notices a run ended; `store_batch` streams its dataset into Postgres. Every
+task is short (TASK_SLICE_SECONDS, then it hands the rest on) and idempotent, since Redis
+delivers at least once: a batch is claimed in Postgres, fenced by its attempt number, before
+anything is done with it, and the clock publishes again whatever Redis lost, from Postgres.
 """
 import logging
-import random
 import time
 from functools import cache
 
 import sqlalchemy.exc
 from celery import Celery, signals
+from celery.beat import PersistentScheduler
 
-from celery_config import (ABORT_RUNS, NOTIFY_JOB_END, PURGE, SERVE_LISTS, START_RUNS, STORE_BATCH, TICK, Publisher,
-                           configure)
+from celery_config import ABORT_RUNS, NOTIFY_JOB_END, PURGE, SERVE_LISTS, START_RUNS, STORE_BATCH, TICK, Publisher, configure
 from utils import actors, jobs, maintenance, metrics, runs, store, webhooks
 from utils.batch_processor import classify_items, classify_listed
 from utils.config import Settings
 from utils.observability import init_sentry, redact_secrets, setup_worker_logging
 from utils.scraper import TERMINAL_RUN_STATUSES, CapacityRefused, FatalApifyError, Scraper, TransientApifyError
-from utils.store.batches import LeaseLost
-from utils.store.jobs import ALL_KEYS
-from utils.store.schema import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES, AccountStatus
+from utils.store.batches import Fault, LeaseLost, backoff
+from utils.store.schema import ENDED_JOB_STATUSES
+from utils.store.work import Serve
 
 celery = Celery("followsift")  # configured from the environment when Celery first reads its settings
 log = logging.getLogger("followsift.tasks")
@@ -69,15 +69,19 @@ def adapter():
     return actors.adapter_for(settings())
 
 
+def _where(claim):
+    return f"job {claim.job_id} batch {claim.batch_index} attempt {claim.attempt}"
+
+
 # -- starting runs ---------------------------------------------------------------------------------
 
 @celery.task(name=START_RUNS)
 def start_runs():
     """Start queued batches' runs while the Apify account has room (the governor decides which,
-    fairly between jobs); hand on after TASK_SLICE_SECONDS."""
+    fairly between keys, then jobs); hand on after TASK_SLICE_SECONDS."""
     deadline = time.monotonic() + settings().task_slice_seconds
     while time.monotonic() < deadline:
-        claim, room = store.batches.claim_start(engine(), settings())
+        claim, room = store.work.claim_start(engine(), settings())
         if claim is None or not _start(claim, room):
             return
     start_runs.delay()
@@ -85,34 +89,38 @@ def start_runs():
 
 def _start(claim, room):
     """Start the claimed batch's run; False when Apify says the account is full."""
-    where = f"job {claim.job_id} batch {claim.batch_index} attempt {claim.attempt}"
-    budget = store.batches.run_budget(engine(), claim, settings().apify_run_start_usd)
-    if budget == 0:
-        log.warning("%s: the job's budget (maxCostUsd) is spent; not starting a run", where)
-        store.jobs.mark_budget_exhausted(engine(), claim.job_id)
-        _ended(claim.job_id, store.batches.end_batch(engine(), claim, "the job's budget (maxCostUsd) is spent"))
+    budget = store.work.run_budget(engine(), claim, settings().apify_run_start_usd)
+    if budget.spent:
+        log.warning("%s: the job's budget (maxCostUsd) is spent; not starting a run", _where(claim))
+        _ended(claim.job_id, store.work.budget_spent(engine(), claim))
         return True
-    token = runs.new_token()
+    if budget.wait:
+        log.info("%s: the job's budget waits for its runs still going to be charged", _where(claim))
+        store.work.budget_wait(engine(), claim, settings().retry_backoff_seconds)
+        return True
     try:
         run_input = adapter().build_input(claim.accounts, claim.per_account_limit, claim.continuation)
-        run_id = scraper().start_run(run_input, claim.per_account_limit * len(claim.accounts), budget,
-                                     runs.webhook(settings(), claim.job_id, claim.batch_index, token))
+        run_id = scraper().start_run(run_input, claim.max_items, budget.usd,
+                                     runs.webhook(settings(), claim.job_id, claim.batch_index, claim.token),
+                                     tag=claim.tag)
     except CapacityRefused as exc:
-        log.info("%s: %s; waiting for room (%d runs in flight)", where, exc, room.in_flight)
+        log.info("%s: %s; waiting for room (%d runs in flight)", _where(claim), exc, room.in_flight)
         store.capacity.lower(engine(), settings(), room.in_flight)
-        store.batches.requeue(engine(), claim, delay_seconds=0)
+        store.work.refused(engine(), claim)
         metrics.start_refused()
         return False
     except FatalApifyError as exc:
-        _fail_job(claim, exc, where)
+        _fault(claim, Fault.FATAL, exc, exc.public)
         return True
     except FAULTS as exc:
-        _fault(claim, exc, where)
+        _fault(claim, Fault.TRANSIENT, exc)
         return True
-    if not store.batches.record_run(engine(), claim, run_id, token):
-        log.warning("%s: the batch was stopped while its run started; aborting run %s", where, run_id)
-        abort_runs([run_id])
-        _let_go(claim)
+    try:
+        if not store.work.record_run(engine(), claim, run_id, budget.usd):
+            log.warning("%s: the batch was stopped while its run started; aborting run %s", _where(claim), run_id)
+            abort_runs.delay([run_id])
+    except DATABASE_AWAY as exc:
+        log.warning("%s: run %s started, not recorded (%s); the clock finds it by its tag", _where(claim), run_id, exc)
     return True
 
 
@@ -122,38 +130,37 @@ def _start(claim, room):
 def store_batch(job_id, batch_index):
     """Stream an ended run's dataset into Postgres from where the batch got to, chunk by chunk;
     hand on after TASK_SLICE_SECONDS; end the batch when the dataset is done."""
-    claim, run_status = store.batches.claim_store(engine(), job_id, batch_index, settings().batch_lease_seconds)
+    claim = store.work.claim_store(engine(), job_id, batch_index, settings().batch_lease_seconds)
     if claim is None:
         _check_back_later(job_id, batch_index)
         return
-    where = f"job {job_id} batch {batch_index} attempt {claim.attempt}"
     try:
-        state = None if run_status == runs.MISSING else scraper().run_state(claim.apify_run_id)
+        state = scraper().run_state(claim.apify_run_id)
         if state is not None and state.status not in TERMINAL_RUN_STATUSES:
-            log.warning("%s: told run %s ended, Apify says %s; waiting on", where, claim.apify_run_id, state.status)
-            store.batches.unfinish(engine(), claim)
+            log.warning("%s: told run %s ended, Apify says %s; waiting on", _where(claim), claim.apify_run_id,
+                        state.status)
+            store.work.unfinish(engine(), claim)
             return
+        runs.charge(engine(), settings(), claim.apify_run_id, state)
         if state is None or state.status != "SUCCEEDED":
             ended = state.status if state else "unknown to Apify"
-            _fault(claim, TransientApifyError(f"Apify run {claim.apify_run_id} ended {ended}"), where,
-                   run_cost_usd=state.usage_usd if state else 0.0)
+            _fault(claim, Fault.RUN_FAILED, f"Apify run {claim.apify_run_id} ended {ended}")
             return
         if not _store_pages(claim, state.dataset_id):
-            store.batches.release_store(engine(), claim)
+            store.work.release(engine(), claim)
             store_batch.delay(job_id, batch_index)
         elif _close_run(claim, state):
-            log.info("%s: stored; a list goes on in another run", where)
-            store.batches.requeue(engine(), claim, delay_seconds=0, run_cost_usd=state.usage_usd)
+            log.info("%s: stored; a list goes on in another run", _where(claim))
+            store.work.go_on(engine(), claim)
             start_runs.delay()
         else:
-            status = _ended(job_id, store.batches.end_batch(engine(), claim, run_cost_usd=state.usage_usd))
-            log.info("%s: stored; job %s", where, status)
+            log.info("%s: stored; job %s", _where(claim), _ended(job_id, store.work.end_batch(engine(), claim)))
     except LeaseLost:
-        _let_go(claim)
+        store.work.let_go(engine(), claim)
     except FatalApifyError as exc:
-        _fail_job(claim, exc, where)
+        _fault(claim, Fault.FATAL, exc, exc.public)
     except FAULTS as exc:
-        _fault(claim, exc, where, keep_run=True)
+        _fault(claim, Fault.TRANSIENT, exc)
 
 
 def _store_pages(claim, dataset_id):
@@ -163,7 +170,7 @@ def _store_pages(claim, dataset_id):
     while True:
         page = scraper().read_page(dataset_id, offset, settings().write_chunk_size)
         chunk = classify_items(adapter(), page.items, claim.accounts, claim.target_gender, claim.min_confidence)
-        store.batches.store_chunk(engine(), claim, chunk, page.next_offset, settings().batch_lease_seconds)
+        store.work.store_chunk(engine(), claim, chunk, page.next_offset, settings().batch_lease_seconds)
         offset = page.next_offset
         if page.last:
             return True
@@ -172,31 +179,31 @@ def _store_pages(claim, dataset_id):
 
 
 def _close_run(claim, state):
-    """Say how the run's accounts ended, from what it stored and its OUTPUT record; True when a
-    list goes on in another run (the token is in Postgres, so a retry goes on from it too)."""
+    """Say how the run's accounts ended (from what it stored, its OUTPUT record and its caps);
+    True when a list goes on in another run."""
     tokens, quota = actors.continuations(scraper().run_output(state.store_id), claim.accounts)
-    items = store.batches.items_read(engine(), claim)
-    return store.batches.close_run(engine(), claim, tokens=tokens, quota=quota, items=items,
-                                   run_cap=adapter().run_cap)
+    return store.work.close_run(engine(), claim, tokens=tokens, quota=quota, usage_usd=state.usage_usd,
+                                run_cap=adapter().run_cap, price_per_item=settings().apify_price_per_1000_usd / 1000,
+                                start_fee=settings().apify_run_start_usd)
 
 
 # -- serving stored follower lists ----------------------------------------------------------------------
 
 @celery.task(name=SERVE_LISTS)
 def serve_lists():
-    """Serve batches of stored follower lists into their jobs' results while one has an account
-    whose list ended; hand on after TASK_SLICE_SECONDS. No Apify call, no room needed.
+    """Serve batches of stored follower lists into their jobs' results; hand on after
+    TASK_SLICE_SECONDS. No Apify call, no room needed.
 
-    Each execution asks for one helper when more batches are due than the one it took, so
-    the batches of a large job are served by as many worker processes as are free (a helper
-    that finds none due asks for nothing)."""
+    At most LISTS_SERVE_PARALLEL batches are served at once, on a queue of their own: a large
+    job is served by several worker processes while starts and stores keep their turn. An
+    execution asks for one helper while more are due and fewer are being served."""
     deadline = time.monotonic() + settings().task_slice_seconds
     helped = False
     while time.monotonic() < deadline:
-        claim = store.batches.claim_serve(engine(), settings().batch_lease_seconds)
+        claim = store.work.claim_serve(engine(), settings())
         if claim is None:
             return
-        if not helped and store.batches.serve_due(engine()):
+        if not helped and store.work.serve_wanted(engine(), settings()):
             serve_lists.delay()
             helped = True
         _serve(claim, deadline)
@@ -204,95 +211,69 @@ def serve_lists():
 
 
 def _serve(claim, deadline):
-    """Serve the claimed batch's accounts whose list ended; end the batch when none is left.
-    An account whose list failed or was deleted is scraped by the job itself after all."""
-    where = f"job {claim.job_id} batch {claim.batch_index} attempt {claim.attempt}"
-    waiting, rescrape = False, []
+    """Serve the claimed batch's accounts; end the batch when none is left. An account whose
+    list cannot serve it (cut short of what it wants, gone, or waited for too long) is scraped
+    by the job itself after all."""
     try:
-        for account in store.batches.accounts_to_serve(engine(), claim):
-            if account.list_status == AccountStatus.PENDING:
-                waiting = True
-            elif account.list_status not in store.lists.SERVABLE:
-                rescrape.append(account.account)
-            elif not _serve_account(claim, account, deadline):
-                store.batches.requeue(engine(), claim, delay_seconds=0)  # still due: the next slice goes on
+        found = store.work.accounts_to_serve(engine(), claim, settings().reuse_wait_seconds)
+        for account, verdict in found:
+            if verdict is Serve.SERVE and not _serve_account(claim, account, deadline):
+                store.work.serve_later(engine(), claim)  # still due: the next slice goes on
                 return
+        rescrape = [account.account for account, verdict in found if verdict is Serve.SCRAPE]
         if rescrape:
-            store.batches.rescrape(engine(), claim, rescrape, jobs.batch_size(settings()), settings().apify_actor_id)
-            log.info("%s: %d lists it waited for failed; scraping them in this job", where, len(rescrape))
+            store.work.rescrape(engine(), claim, rescrape, jobs.batch_size(settings()), settings().apify_actor_id)
+            log.info("%s: %d lists it wanted could not serve it; scraping them in this job", _where(claim),
+                     len(rescrape))
             start_runs.delay()
-        if waiting:
-            store.batches.requeue(engine(), claim, delay_seconds=0)  # due again when one of its lists ends
+        if any(verdict is Serve.WAIT for _, verdict in found):
+            store.work.serve_later(engine(), claim)  # due again when one of its lists ends
         else:
-            log.info("%s: served from stored lists; job %s", where,
-                     _ended(claim.job_id, store.batches.end_batch(engine(), claim)))
+            log.info("%s: served from stored lists; job %s", _where(claim),
+                     _ended(claim.job_id, store.work.end_batch(engine(), claim)))
     except LeaseLost:
-        _let_go(claim)
+        store.work.let_go(engine(), claim)
     except DATABASE_AWAY as exc:
-        log.warning("%s: %s; the clock hands the batch back when its lease runs out", where, exc)
+        log.warning("%s: %s; the clock hands the batch back when its lease runs out", _where(claim), exc)
 
 
 def _serve_account(claim, account, deadline):
-    """Serve one account from its list, chunk by chunk, from where it got to; False when the
-    slice ran out first."""
-    served = account.scraped
-    while served < account.requested:
+    """Serve one account from its list, chunk by chunk, from where it got to and as far as the
+    list goes; False when the slice ran out first."""
+    served, upto = account.scraped, min(account.requested, account.list_scraped)
+    while served < upto:
         if time.monotonic() > deadline:
             return False
-        rows = store.lists.read(engine(), account.list_id, served,
-                                min(settings().write_chunk_size, account.requested - served))
+        rows = store.lists.read(engine(), account.list_id, served, min(settings().write_chunk_size, upto - served))
         if not rows:
             break
         chunk = classify_listed(rows, account.account, claim.target_gender, claim.min_confidence)
-        store.batches.store_chunk(engine(), claim, chunk, claim.items_read, settings().batch_lease_seconds)
+        store.work.store_chunk(engine(), claim, chunk, claim.items_read, settings().batch_lease_seconds)
         served += len(rows)
-    store.batches.close_served(engine(), claim, account.account, account.list_status, account.list_reason)
+    store.work.close_served(engine(), claim, account.account, account)
     return True
 
 
-# -- what happens to a batch when something goes wrong -------------------------------------------------
+# -- following the fault policy ------------------------------------------------------------------------
 
-def _fault(claim, exc, where, run_cost_usd=0.0, keep_run=False):
-    """A fault a retry may cure (Apify 429/5xx, the network, a failed run, the database): try
-    again with backoff, or fail the batch after BATCH_MAX_RETRIES. A run that succeeded is kept
-    (`keep_run`: its store is retried from where it got to); otherwise the batch is queued
-    for a new run."""
-    failures = claim.failures + 1
-    if failures > settings().batch_max_retries:
-        log.error("%s: failed after %d retries: %s", where, claim.failures, exc)
-        _ended(claim.job_id, store.batches.end_batch(engine(), claim, str(exc), run_cost_usd=run_cost_usd))
-        return
-    delay = backoff(claim.failures)
-    log.warning("%s: %s; retry %d/%d in %.1fs", where, exc, failures, settings().batch_max_retries, delay)
-    try:
-        if keep_run:
-            store.batches.release_store(engine(), claim, error=str(exc), failure=True)
-        else:
-            store.batches.requeue(engine(), claim, delay_seconds=delay, error=str(exc), failure=True,
-                                  run_cost_usd=run_cost_usd)
-    except DATABASE_AWAY:
-        pass  # the lease runs out and the clock hands the batch back
-    if keep_run:
-        store_batch.apply_async((claim.job_id, claim.batch_index), countdown=delay)
+def _fault(claim, what, exc, error=None):
+    """Have the batch lifecycle decide what `exc` does to the claimed batch, and do what it says."""
+    error = error or str(exc)
+    outcome = store.work.fault(engine(), settings(), claim, what, error)
+    retry = outcome.start_after if outcome.start_after is not None else outcome.store_after
+    if retry is not None:
+        log.warning("%s: %s; retry %d/%d in %.1fs", _where(claim), error, claim.failures + 1,
+                    settings().batch_max_retries, retry)
     else:
-        start_runs.apply_async(countdown=delay)
-
-
-def _fail_job(claim, exc, where):
-    """Apify refused for good (bad token, no credit, no such actor): the job fails."""
-    log.error("%s: %s; failing the job", where, exc)
-    running = store.jobs.fail_job(engine(), claim.job_id, exc.public)
-    _ended(claim.job_id, store.batches.end_batch(engine(), claim, exc.public))
-    if running:
-        abort_runs.delay(running)
-
-
-def _let_go(claim):
-    """The batch is no longer ours: another execution holds it, or its job stopped (close it)."""
-    job = store.jobs.get_job(engine(), claim.job_id, ALL_KEYS)
-    if job is not None and job["status"] in ACTIVE_JOB_STATUSES:
-        return
-    store.batches.cancel_held(engine(), claim)
+        log.error("%s: %s; %s", _where(claim), error,
+                  "failing the job" if what is Fault.FATAL else f"failed after {claim.failures} retries")
+    if outcome.abort:
+        abort_runs.delay(outcome.abort)
+    if outcome.store_after is not None:
+        store_batch.apply_async((claim.job_id, claim.batch_index), countdown=outcome.store_after)
+    if outcome.start_after is not None:
+        start_runs.apply_async(countdown=outcome.start_after)
+    _ended(claim.job_id, outcome.job_status)
 
 
 def _ended(job_id, status):
@@ -303,13 +284,6 @@ def _ended(job_id, status):
     if status in ENDED_JOB_STATUSES:
         notify_job_end.delay(job_id)
     return status
-
-
-def backoff(retries, base=None):
-    """Seconds before retry number `retries + 1`: doubling from `base`, capped, with half of it jittered."""
-    first = settings().retry_backoff_seconds if base is None else base
-    ceiling = min(settings().retry_backoff_max_seconds, first * 2 ** retries)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def _check_back_later(job_id, batch_index):
@@ -346,15 +320,17 @@ def notify_job_end(self, job_id):
     if attempt.last:
         log.error("job %s: callback failed after %d attempts: %s", job_id, attempt.number, error)
         return
-    countdown = backoff(attempt.number - 1, base=settings().webhook_retry_backoff_seconds)
+    countdown = backoff(attempt.number - 1, settings().webhook_retry_backoff_seconds,
+                        settings().retry_backoff_max_seconds)
     log.warning("job %s: callback: %s; attempt %d again in %.1fs", job_id, error, attempt.number + 1, countdown)
     raise self.retry(countdown=countdown)
 
 
 @celery.task(name=ABORT_RUNS)
 def abort_runs(run_ids):
-    """Abort Apify runs of a job that was cancelled or deleted (best effort: a run that
-    cannot be aborted ends on its own, capped by the batch's item limit)."""
+    """Abort Apify runs no batch wants any more (their job was cancelled or deleted, or their
+    start lost its batch). Best effort: the clock aborts again any still running, and charges
+    them all."""
     for run_id in run_ids:
         try:
             scraper().abort_run(run_id)
@@ -362,10 +338,27 @@ def abort_runs(run_ids):
             log.warning("could not abort Apify run %s: %s", run_id, exc)
 
 
-@celery.task(name=TICK)
 def tick():
     """The clock: see `utils.maintenance.tick`."""
     maintenance.tick(engine(), settings(), scraper(), Publisher(celery))
+
+
+class Clock(PersistentScheduler):
+    """Celery beat's scheduler, except that the tick runs here, in the clock's own process,
+    rather than as a message to the workers: a tick never waits behind a busy worker or
+    expires in the queue, so leases are handed back and runs polled however long the backlog.
+    A tick that overruns TICK_SECONDS delays the next; none is dropped unseen."""
+
+    def apply_entry(self, entry, producer=None):
+        if entry.task != TICK:
+            return super().apply_entry(entry, producer)
+        started = time.monotonic()
+        try:
+            tick()
+        except Exception:  # the clock keeps ticking; the next tick retries from Postgres
+            log.exception("tick failed")
+        metrics.tick_took(time.monotonic() - started)
+        return None
 
 
 @celery.task(name=PURGE)

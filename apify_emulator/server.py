@@ -590,7 +590,8 @@ class EmulatorState:
                           "status": r.status(now), "item_count": r.item_count(now), "dataset_id": r.dataset_id,
                           "usage_total_usd": usage_usd(r, r.item_count(now), self.settings, now),
                           "started_at": r.start, "finished_at": r.finish if r.status(now) in TERMINAL else None,
-                          "options": r.options, "webhooks": r.webhooks} for r in self.runs.values()],
+                          "options": r.options, "webhooks": r.webhooks, "user_agent": r.user_agent}
+                         for r in self.runs.values()],
             }
 
 

@@ -107,10 +107,9 @@ def make_job(engine, accounts=("bench_source",), key=None):
     """A job row (with its batch rows) to hang results on, owned by API key `key`; returns its id."""
     from utils import store
 
-    job_id, *_ = store.jobs.create_job(
-        engine, api_key_id=key and store.keys.api_key_id(engine, key), accounts=list(accounts), target_gender="any", min_confidence=0.0,
-        total_scrape_count=1, per_account_limit=1, batch_size=50, actor_id="test/actor",
-    )
+    job_id, *_ = store.work.create_job(
+        engine, api_key_id=key and store.keys.api_key_id(engine, key), usernames=list(accounts), target_gender="any",
+        min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50, actor_id="test/actor")
     return job_id
 
 
@@ -140,7 +139,7 @@ def storing_claim(engine, job_id):
     import sqlalchemy as sa
 
     from utils.store.batches import Claim
-    from utils.store.schema import BatchStatus, batches
+    from utils.store.schema import BatchSource, BatchStatus, batches
 
     with engine.begin() as conn:
         conn.execute(batches.update().where(batches.c.job_id == job_id, batches.c.batch_index == 0)
@@ -148,7 +147,7 @@ def storing_claim(engine, job_id):
                              lease_expires_at=sa.func.now() + sa.text("interval '1 hour'")))
         accounts = json.loads(conn.execute(sa.select(batches.c.accounts).where(
             batches.c.job_id == job_id, batches.c.batch_index == 0)).scalar())
-    return Claim(job_id, 0, 1, BatchStatus.STORING, accounts, "RUN", 0, 0, "female", 0.75, 10**9)
+    return Claim(job_id, 0, 1, BatchStatus.STORING, BatchSource.APIFY, accounts, "RUN", 0, 0, "female", 0.75, 10**9)
 
 
 # -- the web process -----------------------------------------------------------------------

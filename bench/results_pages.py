@@ -32,14 +32,14 @@ def cursor_before(engine, job_id, position):
 def stored_lists(engine, accounts, per_account):
     """Follower lists of `accounts`, `per_account` followers each, stored through `store_chunk`
     as a scrape's pages are, then ended complete."""
-    job_id, *_ = store.jobs.create_job(
-        engine, api_key_id=None, accounts=accounts, target_gender="female", min_confidence=0.75,
+    job_id, *_ = store.work.create_job(
+        engine, api_key_id=None, usernames=accounts, target_gender="female", min_confidence=0.75,
         total_scrape_count=len(accounts) * per_account, per_account_limit=per_account, batch_size=len(accounts),
         actor_id=UNLIMITED["APIFY_ACTOR_ID"])
     claim = storing_claim(engine, job_id)
     for index, account in enumerate(accounts):
         for offset, chunk in enumerate(chunks(profile_rows(per_account, index * per_account, account), account)):
-            store.batches.store_chunk(engine, claim, chunk, offset + 1, 3600)
+            store.work.store_chunk(engine, claim, chunk, offset + 1, 3600)
     with engine.begin() as conn:
         conn.execute(follower_lists.update().values(status="complete", scraped=per_account, ended_at=store.utcnow()))
 

@@ -1,4 +1,4 @@
-"""The write path: followers/s through `store.batches.store_chunk` against a raw COPY of as many
+"""The write path: followers/s through `store.work.store_chunk` against a raw COPY of as many
 rows into scrape_results, in the same run.
 
 store_chunk is what every page of 1,000 scraped followers goes through: every follower into its
@@ -16,7 +16,8 @@ import psycopg
 from harness import engine_for, machine_limits, make_job, profile_rows, stack, storing_claim
 
 from utils.batch_processor import Chunk
-from utils.store.batches import Tally, store_chunk
+from utils.store.batches import Tally
+from utils.store.work import store_chunk
 
 COLUMNS = ("job_id", "profile_id", "username", "full_name", "gender", "gender_confidence", "is_private",
            "is_verified", "profile_pic_url", "source_accounts", "created_at")

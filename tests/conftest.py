@@ -1,19 +1,22 @@
-"""Fixtures: a Postgres database per test session, real Redis, the Apify emulator as its own
-process, real Celery worker and beat processes, and the Flask app wired to all of them, also
-served over HTTP so that the emulator's webhooks reach it (see stack.py).
+"""Fixtures: each test module gets a Postgres database and a Redis namespace (its own Celery
+queue and rate-limit keys) of its own, and its own Celery worker and beat processes when it
+asks for them; the Apify emulator is one process for the session, reset before each test; the
+Flask app is wired to all of them, also served over HTTP so that the emulator's webhooks reach
+it (see stack.py).
 
-Postgres is the queue of record: the worker starts every queued batch of an active job it
-finds in its database. Tests of the store alone (`db`) therefore use a second database that
-no worker watches.
+Postgres is the queue of record: a worker starts every queued batch of an active job it finds
+in its database, so a module that runs a worker shares it with no other module, and no test
+cleans up after another. Tests of the store alone (`db`) use a second database of the module's
+that no worker watches.
 """
 import threading
 import os
+import re
 import time
 from collections import Counter
 
 import pytest
 import redis
-import sqlalchemy as sa
 
 import apify_emulator as emulated
 from api_async import limiter
@@ -23,11 +26,9 @@ from werkzeug.serving import make_server
 from stack import QUEUE, REDIS_URL, Beat, Emulator, Worker, service_env, throwaway_database
 from utils import store
 from utils.config import Settings
-from utils.store.schema import ACTIVE_JOB_STATUSES, BatchStatus, batches, jobs
 from utils.gender import detect_genders
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-os.environ["CELERY_QUEUE"] = QUEUE  # every app and worker of this session on its own queue
 # An actor that names each row's input account, so a batch is BATCH_SIZE accounts in one run;
 # tests/test_actors.py runs every supported actor, the default one included.
 SESSION_ACTOR = "apify/instagram-followers-following-scraper"
@@ -35,15 +36,29 @@ os.environ["APIFY_ACTOR_ID"] = SESSION_ACTOR
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def namespace(request):
+    """The module's Celery queue, which also prefixes its rate-limit keys in Redis: every app and
+    worker the module makes uses it."""
+    name = f"{QUEUE}-{re.sub(r'[^a-z0-9]+', '-', request.module.__name__.lower())}"
+    before = os.environ.get("CELERY_QUEUE")
+    os.environ["CELERY_QUEUE"] = name
+    yield name
+    if before is None:
+        os.environ.pop("CELERY_QUEUE")
+    else:
+        os.environ["CELERY_QUEUE"] = before
+
+
 # -- services --------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_url():
     with throwaway_database() as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def quiet_postgres_url():
     """A database no worker watches, for tests of the store on its own."""
     with throwaway_database("followsift_quiet") as url:
@@ -52,10 +67,9 @@ def quiet_postgres_url():
 
 @pytest.fixture(scope="session")
 def redis_url():
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     yield REDIS_URL
-    client.flushdb()
+    for key in redis.Redis.from_url(REDIS_URL).scan_iter(f"*{QUEUE}*"):  # this session's namespaces only
+        redis.Redis.from_url(REDIS_URL).delete(key)
 
 
 @pytest.fixture(scope="session")
@@ -82,33 +96,42 @@ def forget_capacity(engine):
 
 # -- the service itself ----------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def metrics_dir(tmp_path_factory):
     """prometheus-client's multiprocess directory, shared by the workers and the app's /metrics."""
     return str(tmp_path_factory.mktemp("prometheus"))
 
 
-@pytest.fixture(scope="session")
-def service_settings(postgres_url, redis_url, emulator_process, metrics_dir, web_server):
+@pytest.fixture(scope="module")
+def stack_settings():
+    """Settings the module's app and worker run with beyond the tests' own: a module overrides
+    this fixture, as {field_name: value} (see utils/config.py)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def service_settings(postgres_url, redis_url, emulator_process, metrics_dir, web_server, namespace, stack_settings):
     """What the web app and the worker share, as environment variables."""
-    return service_env(postgres_url, redis_url, emulator_process.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
-                       APIFY_HTTP_RETRIES="0", PUBLIC_BASE_URL=web_server,
-                       RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1",
-                       WEBHOOK_SIGNING_SECRET=WEBHOOK_SECRET, WEBHOOK_RETRY_BACKOFF_SECONDS="0.2",
-                       WEBHOOK_ALLOW_PRIVATE_ADDRESSES="1")
+    ours = dict(PROMETHEUS_MULTIPROC_DIR=metrics_dir, APIFY_HTTP_RETRIES="0", PUBLIC_BASE_URL=web_server,
+                RETRY_BACKOFF_SECONDS="0.2", RETRY_BACKOFF_MAX_SECONDS="1", WEBHOOK_SIGNING_SECRET=WEBHOOK_SECRET,
+                WEBHOOK_RETRY_BACKOFF_SECONDS="0.2", WEBHOOK_ALLOW_PRIVATE_ADDRESSES="1", CELERY_QUEUE=namespace)
+    return service_env(postgres_url, redis_url, emulator_process.url,
+                       **{**ours, **{name.upper(): str(value) for name, value in stack_settings.items()}})
 
 
-@pytest.fixture(scope="session")
-def app(postgres_url, redis_url):
+@pytest.fixture(scope="module")
+def app(postgres_url, redis_url, namespace, stack_settings):
     # Jobs scrape every time unless a test asks for reuse (maxAgeDays): tests share account names.
     application = create_app({"database_url": postgres_url, "redis_url": redis_url, "reuse_max_age_days": 0,
-                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute", "rate_limit_unauthenticated": "100000/minute",
-                              "webhook_signing_secret": WEBHOOK_SECRET, "webhook_allow_private_addresses": 1})
+                              "rate_limit_create": "10000/minute", "rate_limit_read": "100000/minute",
+                              "rate_limit_unauthenticated": "100000/minute", "celery_queue": namespace,
+                              "webhook_signing_secret": WEBHOOK_SECRET, "webhook_allow_private_addresses": 1,
+                              **stack_settings})
     store.migrate(application.extensions["engine"])
     return application
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_server(app):
     """The app over real HTTP on a free port (Apify's webhooks come here); yields its URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -118,7 +141,7 @@ def web_server(app):
     server.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api_key(app):
     return store.keys.create_api_key(app.extensions["engine"], "tests")
 
@@ -138,12 +161,12 @@ def client(app, api_key):
     return authorised_client(app, api_key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def engine(app):
     return app.extensions["engine"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def quiet_engine(quiet_postgres_url):
     engine = store.make_engine(Settings(database_url=quiet_postgres_url))
     store.migrate(engine)
@@ -161,10 +184,9 @@ def db(request, tmp_path):
     return sqlite_engine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker(service_settings, tmp_path_factory):
-    # Jobs submitted by tests that ran without a worker would otherwise reach this one.
-    redis.Redis.from_url(service_settings["REDIS_URL"]).flushdb()
+    """A worker and the clock on the module's database and queue, as the Procfile runs them."""
     folder = tmp_path_factory.mktemp("worker")
     process = Worker(service_settings, folder / "worker.log")
     clock = Beat(service_settings, folder / "beat.log")
@@ -197,26 +219,9 @@ def wait_for_job(client, job_id, timeout=60):
                       lambda status: status["status"] in ("completed", "failed", "cancelled"), timeout, 0.1)
 
 
-def settle(engine, timeout=60):
-    """Stop whatever earlier tests left going in the shared database, wait until no task holds
-    one of its batches, and forget what the governor learned meanwhile.
-
-    Postgres is the queue of record: the clock hands the worker whatever an earlier test left
-    queued (some on runs the emulator never heard of, retried with backoff), so a test that
-    reads the worker's process-wide counters or the account's room starts from a quiet state.
-    """
-    with engine.connect() as conn:
-        going = conn.execute(sa.select(jobs.c.job_id).where(jobs.c.status.in_(ACTIVE_JOB_STATUSES))).scalars().all()
-    for job_id in going:
-        store.jobs.cancel_job(engine, job_id)
-    held = sa.select(batches.c.job_id, batches.c.batch_index, batches.c.status).where(
-        batches.c.status.in_((BatchStatus.STARTING, BatchStatus.STORING)))
-
-    def left():
-        with engine.connect() as conn:
-            return conn.execute(held).all()
-    eventually(left, lambda rows: not rows, timeout, 0.2)
-    forget_capacity(engine)
+def cancel(engine, job_id):
+    """Cancel a job as `POST /api/jobs/<id>/cancel` does, without the queue (the clock aborts its runs)."""
+    return store.work.stop_job(engine, job_id, "cancelled", "Cancelled on request.")
 
 
 def runs_of(emulator, accounts):

@@ -14,7 +14,7 @@ from utils import store
 from utils.config import Settings
 from utils.events import STREAMS, job_events
 
-from conftest import WEBHOOK_SECRET
+from conftest import WEBHOOK_SECRET, cancel
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def _new_key(app):
 def _job_of(app, key):
     """A one-account job of the key's, straight in the quiet database."""
     engine = app.extensions["engine"]
-    job_id, *_ = store.jobs.create_job(engine, api_key_id=store.keys.api_key_id(engine, key), accounts=["a"],
+    job_id, *_ = store.work.create_job(engine, api_key_id=store.keys.api_key_id(engine, key), usernames=["a"],
                                       target_gender="any", min_confidence=0.0, total_scrape_count=1,
                                       per_account_limit=1, batch_size=1, actor_id="test/actor")
     return job_id
@@ -107,7 +107,7 @@ def test_paging_by_number_stops_where_the_cursor_should_take_over(app):
     response = client.get(f"/api/job-results/{job_id}?page=1000000000&limit=10")
     assert response.status_code in (400, 404)
     own = _job_of(app, client.environ_base["HTTP_AUTHORIZATION"][7:])
-    store.jobs.cancel_job(app.extensions["engine"], own)
+    cancel(app.extensions["engine"], own)
     assert client.get(f"/api/job-results/{own}?page=1000000000&limit=10").status_code == 400
     assert client.get(f"/api/job-results/{own}?page=100000&limit=10").status_code == 200
 
@@ -122,7 +122,7 @@ def test_streams_are_capped_per_key_and_given_back(app):
     second = client.get(f"/api/job-events/{job_id}")
     assert second.status_code == 429 and second.get_json()["error"]["code"] == "too_many_streams"
     first.close()
-    store.jobs.cancel_job(app.extensions["engine"], job_id)
+    cancel(app.extensions["engine"], job_id)
     third = client.get(f"/api/job-events/{job_id}")
     assert third.status_code == 200 and "event: status" in third.get_data(as_text=True)
     third.close()
@@ -132,14 +132,14 @@ def test_streams_are_capped_per_key_and_given_back(app):
 def test_revoking_a_key_ends_its_streams(quiet_engine):
     name = f"revoked-{uuid.uuid4().hex}"
     key_id = store.keys.api_key_id(quiet_engine, store.keys.create_api_key(quiet_engine, name))
-    job_id, *_ = store.jobs.create_job(quiet_engine, api_key_id=key_id, accounts=["a"], target_gender="any",
+    job_id, *_ = store.work.create_job(quiet_engine, api_key_id=key_id, usernames=["a"], target_gender="any",
                                       min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1, actor_id="test/actor")
     stream = job_events(quiet_engine, job_id, key_id, Settings(sse_poll_seconds=0.05), sleep=lambda _: None)
     assert next(stream).startswith("retry:") and next(stream).startswith("event: status")
     store.keys.revoke_api_key(quiet_engine, name)
     assert next(stream).startswith("event: revoked")
     assert list(stream) == []
-    store.jobs.cancel_job(quiet_engine, job_id)
+    cancel(quiet_engine, job_id)
 
 
 def test_metrics_need_their_token_or_this_machine(quiet_postgres_url, redis_url):

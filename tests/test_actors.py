@@ -7,6 +7,7 @@ Each actor gets a stack of its own (`stack.Stack`: database, queue, worker, cloc
 receiver; the session worker runs another actor), with the default timers.
 """
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -24,11 +25,12 @@ APIFY, SCRAPING, NETAJI = ("apify/instagram-followers-following-scraper",
 ACCOUNTS = ["nike", "adidas", "natgeo", "missingfan", "privatefan", "shop1", "quotafan"]
 LIMIT = 1200  # natgeo has 331 followers, shop1 1,236; the others more
 # How each account's list ends, by actor: what the emulator serves, as each actor tells it.
+QUOTA = ("cut", "quota")
 ENDINGS = {
-    APIFY: {"missingfan": "not_found", "privatefan": "private"},
-    SCRAPING: {"missingfan": "short", "privatefan": "short"},
-    NETAJI: {"missingfan": "short", "privatefan": "short"},
-    DEFAULT_ACTOR_ID: {"missingfan": "quota", "privatefan": "quota"},  # one account per run: an empty run
+    APIFY: {"missingfan": ("not_found", None), "privatefan": ("private", None)},
+    SCRAPING: {"missingfan": ("exhausted", None), "privatefan": ("exhausted", None)},
+    NETAJI: {"missingfan": ("exhausted", None), "privatefan": ("exhausted", None)},
+    DEFAULT_ACTOR_ID: {"missingfan": QUOTA, "privatefan": QUOTA},  # one account per run: an empty run
 }
 
 
@@ -41,7 +43,7 @@ def test_each_adapter_reads_its_actor_rows_error_rows_cursor_rows_and_page_wrapp
                              accounts)
     assert (follower.profile_id, follower.username, follower.source) == ("1", "ana", "nike")
     assert apify.read({"error": "private_account", "sourceUsername": "adidas"}, accounts) == [
-        ErrorRow("adidas", "private", "private_account")]
+        ErrorRow("adidas", "private", None, "private_account")]
     wrapped = ADAPTERS[NETAJI].read({"cursor_next": "c2", "results": [
         {"id": "2", "username": "bo", "source_username": "adidas"}, {"resumeCursor": "c3", "source_username": "nike"}]},
         accounts)
@@ -69,16 +71,22 @@ def actor_db():
         yield url
 
 
-@pytest.fixture(params=[APIFY, SCRAPING, NETAJI, DEFAULT_ACTOR_ID])
-def actor_stack(request, actor_db, redis_url, service_settings, emulator, tmp_path):
-    """A stack of its own for the actor, on its own queue (the session worker runs another actor)."""
-    actor, queue = request.param, f"actors-{tmp_path.name}"
+@contextmanager
+def stack_for(actor, actor_db, redis_url, service_settings, tmp_path):
+    """A stack of its own for the actor, on its own queue (each actor's worker runs that actor)."""
+    queue = f"{service_settings['CELERY_QUEUE']}-{tmp_path.name}"
     own = Stack(actor_db, redis_url, apify_actor_id=actor, batch_size=2, celery_queue=queue)
     env = {**service_settings, "APIFY_ACTOR_ID": actor, "BATCH_SIZE": "2", "CELERY_QUEUE": queue}
-    emulator.fault(route="start_run", quota=True, when_input_contains="quotafan", times=None)
     with own.worker_and_clock(env, tmp_path):
         yield actor, own.app, own.client
     own.close()
+
+
+@pytest.fixture(params=[APIFY, SCRAPING, NETAJI, DEFAULT_ACTOR_ID])
+def actor_stack(request, actor_db, redis_url, service_settings, emulator, tmp_path):
+    emulator.fault(route="start_run", quota=True, when_input_contains="quotafan", times=None)
+    with stack_for(request.param, actor_db, redis_url, service_settings, tmp_path) as stack:
+        yield stack
 
 
 def test_a_job_through_each_actor_knows_each_account(actor_stack, emulator):
@@ -91,9 +99,9 @@ def test_a_job_through_each_actor_knows_each_account(actor_stack, emulator):
     _, profiles = check_job(client, job_id, served, LIMIT, "any")  # every follower with its exact sources
     accounts = {a["account"]: a for a in client.get(f"/api/jobs/{job_id}/accounts?limit=3").get_json()["accounts"]}
     accounts |= _rest_of_accounts(client, job_id)
-    endings = {"nike": "complete", "adidas": "complete", "natgeo": "short", "shop1": "complete", "quotafan": "quota",
-               **ENDINGS[actor]}
-    assert {name: row["status"] for name, row in accounts.items()} == endings
+    endings = {"nike": ("complete", None), "adidas": ("complete", None), "natgeo": ("exhausted", None),
+               "shop1": ("complete", None), "quotafan": QUOTA, **ENDINGS[actor]}
+    assert {name: (row["status"], row["cut_by"]) for name, row in accounts.items()} == endings
     for name, row in accounts.items():
         assert row["requested"] == LIMIT
         assert row["scraped"] == (0 if name == "quotafan" else min(LIMIT, emulated.follower_count(name)))
@@ -101,7 +109,8 @@ def test_a_job_through_each_actor_knows_each_account(actor_stack, emulator):
         assert sum(row["gender_breakdown"].values()) == row["scraped"]
     assert accounts["quotafan"]["reason"] and accounts["natgeo"]["reason"]
     counted = {s: n for s, n in status["accounts_by_status"].items() if n}
-    assert counted == {s: list(endings.values()).count(s) for s in set(endings.values())}
+    statuses = [ending for ending, _ in endings.values()]
+    assert counted == {s: statuses.count(s) for s in set(statuses)}
 
     runs = {a: len([r for r in runs_of(emulator, ACCOUNTS) if a in r["usernames"]]) for a in ACCOUNTS}
     continued = 2 if actor == SCRAPING else 1  # 1,000 a run: the second goes on from the token
@@ -131,3 +140,22 @@ def _check_overlap(client, job_id, profiles):
     for name, unique in overlap["unique"].items():
         assert unique == sum(p["source_accounts"] == [name] for p in profiles)
     assert any(pair["shared"] for pair in overlap["shared"]), "the emulator's followers overlap"
+
+
+def test_a_failed_continuation_run_goes_on_from_its_token_and_pays_for_no_page_twice(
+        actor_db, redis_url, service_settings, emulator, tmp_path):
+    """1,000 followers a run, 2,500 asked: the second run fails once. Its retry goes on from the
+    token the first run left (not from the start), and the account says complete only when it is."""
+    account = "adidas"
+    emulator.fault(route="start_run", run_status="FAILED", times=1, skip=1, when_input_contains=account)
+    with stack_for(SCRAPING, actor_db, redis_url, service_settings, tmp_path) as (_, _, client):
+        job_id = submit(client, [account], total=2500)["job_id"]
+        status = wait_for_job(client, job_id, timeout=120)
+        assert (status["status"], status["batches_failed"]) == ("completed", 0), status
+        check_job(client, job_id, [account], 2500, "any")
+        (row,) = client.get(f"/api/jobs/{job_id}/accounts").get_json()["accounts"]
+        assert (row["status"], row["scraped"]) == ("complete", 2500)
+    runs = runs_of(emulator, [account])
+    assert [run["status"] for run in runs] == ["SUCCEEDED", "FAILED", "SUCCEEDED", "SUCCEEDED"]
+    assert sum(run["item_count"] for run in runs) == 2500, "every follower delivered (and paid for) once"
+    assert status["cost_usd"] == pytest.approx(sum(run["usage_total_usd"] for run in runs), abs=1e-6)

@@ -9,8 +9,8 @@ from utils.store.results import write_profiles
 
 
 def _claim(engine, gender="any", min_confidence=0.0, accounts=("nike", "adidas")):
-    job_id, *_ = store.jobs.create_job(
-        engine, api_key_id=None, accounts=list(accounts), target_gender=gender, min_confidence=min_confidence,
+    job_id, *_ = store.work.create_job(
+        engine, api_key_id=None, usernames=list(accounts), target_gender=gender, min_confidence=min_confidence,
         total_scrape_count=100, per_account_limit=50, batch_size=50, actor_id="test/actor",
     )
     return store.jobs.get_job(engine, job_id, store.jobs.ALL_KEYS)

@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app import create_app
-from conftest import submit
+from conftest import cancel, submit
 from utils import store
 
 
@@ -55,12 +55,12 @@ def test_scrape_without_wait_queues_the_job_and_returns(app, engine):
     assert result.exit_code == 0, result.output
     job_id = result.output.split()[1].rstrip(":")
     assert store.jobs.get_job(engine, job_id, store.jobs.ALL_KEYS)["status"] in store.schema.ACTIVE_JOB_STATUSES
-    store.jobs.cancel_job(engine, job_id)
+    cancel(engine, job_id)
 
 
 def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
     job_id = submit(client, ["listed_by_cli"])["job_id"]
-    store.jobs.cancel_job(app.extensions["engine"], job_id)
+    cancel(app.extensions["engine"], job_id)
     result = app.test_cli_runner().invoke(args=["jobs", "--limit", "5"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if job_id in line)
@@ -69,9 +69,9 @@ def test_jobs_lists_the_newest_jobs_of_every_key(app, client):
 
 def test_tick_and_purge_run_once(app, engine):
     runner = app.test_cli_runner()
-    job_id, *_ = store.jobs.create_job(engine, api_key_id=None, accounts=["lost_one"], target_gender="any",
+    job_id, *_ = store.work.create_job(engine, api_key_id=None, usernames=["lost_one"], target_gender="any",
                                       min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=50, actor_id="test/actor")
-    store.jobs.cancel_job(engine, job_id)
+    cancel(engine, job_id)
     result = runner.invoke(args=["tick"])
     assert result.exit_code == 0 and result.output.startswith("published "), result.output
 

@@ -1,12 +1,17 @@
-"""Cost control: estimates, per-run charge caps, the cost roll-up and a spent budget."""
+"""Cost control: estimates, per-run charge caps, the cost roll-up, a spent budget, and the
+monthly cap read from the spend ledger."""
+import threading
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
 import apify_emulator as emulated
 from utils import store
 from utils.config import Settings
+from utils.store.batches import Fault
 
-from conftest import runs_of, submit, wait_for_job
+from conftest import authorised_client, eventually, runs_of, submit, wait_for_job
 
 PRICE_PER_ITEM, START_FEE = 0.0007, 0.00005  # the emulator's defaults and the settings' defaults
 
@@ -46,25 +51,31 @@ def test_estimate_and_post_reject_a_bad_budget(client, extra):
         assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_request"
 
 
-def test_cost_rolls_up_once_per_batch(db):
-    job_id, *_ = store.jobs.create_job(
-        db, api_key_id=None, accounts=["a", "b"], target_gender="any", min_confidence=0.0,
+def test_a_run_gets_its_share_of_what_is_left_of_the_budget(db):
+    job_id, *_ = store.work.create_job(
+        db, api_key_id=None, usernames=["a", "b"], target_gender="any", min_confidence=0.0,
         total_scrape_count=20, per_account_limit=10, batch_size=1, actor_id="test/actor", max_cost_usd=1.0,
     )
     with db.begin() as conn:  # nothing else is going on
         conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.job_id != job_id).values(status="cancelled"))
     settings = Settings(apify_max_concurrent_runs=100)
-    first, _ = store.batches.claim_start(db, settings)
-    assert store.batches.run_budget(db, first, START_FEE) == pytest.approx(0.5)  # its share
-    store.batches.requeue(db, first, delay_seconds=0, error="run FAILED", failure=True, run_cost_usd=0.75)
-    retry, _ = store.batches.claim_start(db, settings)
+    first, _ = store.work.claim_start(db, settings)
+    assert store.work.run_budget(db, first, START_FEE).usd == pytest.approx(0.5)  # its share
+    run = f"failing-{job_id}"
+    store.work.record_run(db, first, run, 0.5)
+    store.work.run_ended(db, run, "FAILED")
+    store.work.charge_run(db, run, 0.75, "FAILED", final=True)
+    store.work.charge_run(db, run, 0.75, "FAILED", final=True)  # read again: charged once
+    assert store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)["cost_usd"] == pytest.approx(0.75)
+    failed = store.work.claim_store(db, job_id, first.batch_index, 60)
+    store.work.fault(db, settings.with_overrides({"retry_backoff_seconds": 0}), failed, Fault.RUN_FAILED, "FAILED")
+    retry, _ = store.work.claim_start(db, settings)
     assert retry.batch_index == first.batch_index
-    assert store.batches.run_budget(db, retry, START_FEE) == pytest.approx(0.25)  # what is left
-    assert store.batches.end_batch(db, retry, run_cost_usd=0.25) == "processing"
-    assert store.batches.end_batch(db, retry, run_cost_usd=0.25) is None  # a duplicate
-    assert store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)["cost_usd"] == pytest.approx(1.0)
-    other, _ = store.batches.claim_start(db, settings)
-    assert store.batches.run_budget(db, other, START_FEE) == 0
+    assert store.work.run_budget(db, retry, START_FEE).usd == pytest.approx(0.25)  # what is left
+    other, _ = store.work.claim_start(db, settings)
+    assert store.work.run_budget(db, other, START_FEE).wait, "the retry may yet charge less than its share"
+    store.work.refused(db, retry)  # it made no run after all
+    assert store.work.run_budget(db, other, START_FEE).usd == pytest.approx(0.25)
 
 
 def test_each_run_gets_its_share_and_the_status_sums_their_usage(client, worker, emulator):
@@ -74,7 +85,7 @@ def test_each_run_gets_its_share_and_the_status_sums_their_usage(client, worker,
     estimate = client.post("/api/estimate", json=body).get_json()
     created = submit(client, accounts, total=510, maxCostUsd=0.2)
     status = wait_for_job(client, created["job_id"])
-    assert status["status"] == "completed" and status["budget_exhausted"] is False, status
+    assert status["status"] == "completed" and status["budget_exhausted"] is True, status
 
     runs = runs_of(emulator, accounts)
     assert len(runs) == 2
@@ -86,6 +97,10 @@ def test_each_run_gets_its_share_and_the_status_sums_their_usage(client, worker,
     assert status["cost_usd"] == pytest.approx(sum(run["usage_total_usd"] for run in runs), abs=1e-6)
     assert status["cost_usd"] == pytest.approx(estimate["expected_cost_usd"], abs=1e-6)
     assert status["max_cost_usd"] == 0.2 and status["cost_usd"] <= 0.2
+    # The first run stopped at its share: its accounts short of 10 were cut by the budget, not exhausted.
+    rows = client.get(f"/api/jobs/{created['job_id']}/accounts?limit=100").get_json()["accounts"]
+    short = [row for row in rows if row["scraped"] < 10]
+    assert short and {(row["status"], row["cut_by"]) for row in short} == {("cut", "budget")}
 
 
 def test_a_spent_budget_starts_no_more_runs(client, worker, emulator):
@@ -99,3 +114,63 @@ def test_a_spent_budget_starts_no_more_runs(client, worker, emulator):
     assert "budget" in status["error_message"]
     assert len(runs_of(emulator, ["nike"])) == 2
     assert status["cost_usd"] == pytest.approx(1.0)
+
+
+# -- the monthly cap reads the ledger ------------------------------------------------------------------
+
+def _capped_client(app, cap):
+    """A key of its own whose month may cost `cap` USD."""
+    engine = app.extensions["engine"]
+    name = f"capped-{uuid.uuid4().hex[:8]}"
+    client = authorised_client(app, store.keys.create_api_key(engine, name))
+    assert store.keys.set_spending_limits(engine, name, monthly_cap_usd=cap)
+    return client
+
+
+def _post(client, accounts, budget):
+    return client.post("/api/scrape-followers", json={"accounts": accounts, "targetGender": "any",
+                                                      "totalScrapeCount": 100 * len(accounts), "maxCostUsd": budget})
+
+
+def test_deleting_a_job_gives_none_of_its_spend_back(app, worker, emulator):
+    client = _capped_client(app, 0.05)
+    spent = _post(client, ["nike", "adidas"], 0.04)
+    assert spent.status_code == 202
+    status = wait_for_job(client, spent.get_json()["job_id"])
+    assert status["status"] == "completed" and status["cost_usd"] > 0.02, status
+    assert _post(client, ["puma"], 0.02).status_code == 402
+    assert client.delete(f"/api/jobs/{status['job_id']}").status_code == 204
+    refused = _post(client, ["puma"], 0.02)
+    assert refused.status_code == 402, "what the deleted job's runs cost stays spent"
+    assert refused.get_json()["error"]["code"] == "monthly_cap_reached"
+
+
+def test_what_a_cancelled_jobs_runs_cost_is_recorded(app, client, engine, worker, emulator):
+    emulator.configure(run_duration_s=30, run_seconds_per_item=0)
+    created = submit(client, ["cancelme"], total=50)
+    eventually(lambda: runs_of(emulator, ["cancelme"]), lambda runs: runs and runs[0]["status"] == "RUNNING", 20)
+    assert client.post(f"/api/jobs/{created['job_id']}/cancel").get_json()["status"] == "cancelled"
+    (run,) = eventually(lambda: runs_of(emulator, ["cancelme"]), lambda runs: runs[0]["status"] == "ABORTED", 20)
+    assert run["usage_total_usd"] > 0
+    status = eventually(lambda: client.get(created["status_url"]).get_json(),
+                        lambda status: status["cost_usd"] > 0, 30)
+    assert status["cost_usd"] == pytest.approx(run["usage_total_usd"], abs=1e-6)
+    key_id = store.jobs.get_job(engine, created["job_id"], store.jobs.ALL_KEYS)["api_key_id"]
+    with engine.connect() as conn:
+        entries = conn.execute(sa.select(store.schema.spend_ledger.c.usd).where(
+            store.schema.spend_ledger.c.job_id == created["job_id"])).scalars().all()
+    assert entries == [pytest.approx(run["usage_total_usd"], abs=1e-6)] and key_id is not None
+
+
+def test_parallel_posts_cannot_pass_the_cap_together(app):
+    client = _capped_client(app, 1.5)
+    answers = []
+
+    def post():
+        answers.append(_post(client, ["nike"], 1.0).status_code)
+    threads = [threading.Thread(target=post) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [202] + [402] * 9

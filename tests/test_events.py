@@ -41,8 +41,8 @@ def test_the_stream_follows_a_job_to_its_end(client, worker, emulator):
 
 def test_heartbeats_and_a_bounded_lifetime(quiet_engine):
     engine = quiet_engine
-    job_id, *_ = store.jobs.create_job(
-        engine, api_key_id=None, accounts=["a"], target_gender="any", min_confidence=0.0,
+    job_id, *_ = store.work.create_job(
+        engine, api_key_id=None, usernames=["a"], target_gender="any", min_confidence=0.0,
         total_scrape_count=1, per_account_limit=1, batch_size=1, actor_id="test/actor",
     )
     settings = Settings(sse_poll_seconds=1, sse_heartbeat_seconds=3, sse_max_seconds=10)

@@ -8,7 +8,7 @@ import pytest
 from utils import export, store
 from utils.store.results import write_profiles
 
-from conftest import all_results, submit, wait_for_job
+from conftest import all_results, cancel, submit, wait_for_job
 
 
 def _csv_profiles(text):
@@ -45,11 +45,11 @@ def test_both_formats_hold_every_result(client, engine, worker, emulator):
 
 
 def test_csv_defuses_formulas_and_an_empty_job_has_a_header(client, engine, api_key):
-    job_id, *_ = store.jobs.create_job(
-        engine, api_key_id=store.keys.api_key_id(engine, api_key), accounts=["a"], target_gender="any",
+    job_id, *_ = store.work.create_job(
+        engine, api_key_id=store.keys.api_key_id(engine, api_key), usernames=["a"], target_gender="any",
         min_confidence=0.0, total_scrape_count=1, per_account_limit=1, batch_size=1, actor_id="test/actor",
     )
-    store.jobs.cancel_job(engine, job_id)  # no worker is to run it: these rows are the test's own
+    cancel(engine, job_id)  # no worker is to run it: these rows are the test's own
     url = f"/api/job-results/{job_id}/export?format=csv"
     assert client.get(url).get_data(as_text=True) == ",".join(store.results.RESULT_COLUMNS) + "\n"
     write_profiles(engine, job_id, [{

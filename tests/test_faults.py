@@ -5,10 +5,10 @@ workers on one job. Each job must end with every expected profile stored once an
 counters exact. Each test prints what it observed and how long recovery took (for the
 record, not asserted on time, except the SIGTERM hand-back that Heroku gives 30 s to).
 
-Postgres is the queue of record, so these tests run on a database of their own (the session
-worker never sees their jobs), a redis-server of their own (flushed at will), an HTTP server
-of their own for Apify's webhooks, and, for the restart, a Postgres cluster of their own. The
-shared servers must come out untouched, which the module checks at its end.
+Postgres is the queue of record, so each of these tests runs on a database of its own, the
+module on a redis-server of its own (flushed at will), each test with an HTTP server of its own
+for Apify's webhooks, and, for the restart, a Postgres cluster of its own. The shared servers
+must come out untouched, which the module checks at its end.
 """
 import os
 import re
@@ -26,7 +26,7 @@ from celery_config import publish_store, request_starts
 from utils import store
 
 from conftest import check_job, eventually, runs_of, submit, wait_for_job
-from stack import (ADMIN_URL, APIFY_TOKEN, QUEUE, REDIS_URL, Beat, Stack, ThrowawayPostgres, ThrowawayRedis, Worker,
+from stack import (ADMIN_URL, APIFY_TOKEN, REDIS_URL, Beat, Stack, ThrowawayPostgres, ThrowawayRedis, Worker,
                    throwaway_database)
 
 B = store.schema.batches
@@ -60,27 +60,17 @@ def fault_redis():
         yield server
 
 
-@pytest.fixture(scope="module")
-def fault_db():
+@pytest.fixture
+def stack(fault_redis, app):
+    """A database of the test's own (whatever the test before left in its own stays there)."""
     with throwaway_database("followsift_faults") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def stack(fault_db, fault_redis, app):
-    shared = Stack(fault_db, fault_redis.url)
-    yield shared
-    shared.close()
+        own = Stack(url, fault_redis.url)
+        yield own
+        own.close()
 
 
 @pytest.fixture
 def client(stack):
-    with stack.engine.begin() as conn:  # nothing left over from the test before
-        conn.execute(store.schema.jobs.update().where(store.schema.jobs.c.status.in_(store.schema.ACTIVE_JOB_STATUSES))
-                     .values(status="cancelled"))
-        conn.execute(B.update().where(B.c.status.in_(store.schema.MOVING)).values(status="cancelled"))
-        conn.execute(store.schema.apify_capacity.update().values(account_cap=None, lowered_cap=None,
-                                                                 lowered_until=None, limits_checked_at=None))
     return stack.client
 
 
@@ -160,6 +150,41 @@ def test_a_worker_killed_mid_serve_of_stored_lists_loses_and_duplicates_nothing(
     assert len(runs_of(emulator, accounts)) == 1, "only the producer's run"
     print(f"\nkilled worker mid-serve: {len(profiles)} profiles expected and stored once; "
           f"job done {recovered:.1f}s after the kill")
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["active", "cancelled"])
+def test_a_worker_killed_while_apify_starts_its_run(client, start, emulator, stack, stopped):
+    """The worker dies after asking Apify for a run and before recording it; Apify makes the run
+    all the same. Once the start's lease is out, the clock finds the run by its tag: a job still
+    active adopts it (no second run is paid for); a job cancelled meanwhile has it aborted and
+    charged, its batch closed, and nothing left counted in flight."""
+    emulator.configure(latency_ms=2000, run_duration_s=60 if stopped else 1)
+    worker = start.stack()
+    account = [f"dying{uuid.uuid4().hex[:6]}"]
+    job_id = submit(client, account, total=10)["job_id"]
+    eventually(lambda: [b["status"] for b in _batches(stack.engine, job_id)], lambda s: s == ["starting"], 30, 0.02)
+    time.sleep(0.5)  # the start is at Apify, which answers after 2 s
+    if stopped:
+        assert client.post(f"/api/jobs/{job_id}/cancel").get_json()["status"] == "cancelled"
+    for child in worker.children():
+        os.kill(child, signal.SIGKILL)
+    killed = time.monotonic()
+    (run,) = eventually(lambda: runs_of(emulator, account), lambda runs: len(runs) == 1, 10)
+    emulator.configure(latency_ms=0)
+    if stopped:
+        eventually(lambda: runs_of(emulator, account), lambda runs: runs[0]["status"] == "ABORTED", 60)
+        status = eventually(lambda: client.get(f"/api/job-status/{job_id}").get_json(),
+                            lambda status: status["cost_usd"] > 0, 30)
+        assert status["batches_running"] == 0 and [b["status"] for b in _batches(stack.engine, job_id)] == ["cancelled"]
+    else:
+        status = wait_for_job(client, job_id, timeout=60)
+        assert status["status"] == "completed", status
+        check_job(client, job_id, account, 10, "any")
+    (run,) = runs_of(emulator, account)
+    assert status["cost_usd"] == pytest.approx(run["usage_total_usd"], abs=1e-6)
+    assert store.capacity.snapshot(stack.engine, stack.app.config["SETTINGS"]).in_flight == 0
+    print(f"\nkilled mid-start ({'cancelled' if stopped else 'active'}): the run {run['status'].lower()}, "
+          f"found and {'aborted' if stopped else 'adopted'} {time.monotonic() - killed:.1f}s after the kill")
 
 
 def test_redis_wiped_mid_job_is_recovered_from_postgres(client, start, emulator, stack, fault_redis):
@@ -308,7 +333,8 @@ def test_an_apify_outage_fails_the_job_after_the_retries(client, start, stack):
         assert secret not in worker.log() and secret not in str(status)
 
 
-def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, emulator, stack, fault_redis):
+def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, emulator, stack, fault_redis,
+                                                                 namespace):
     first = start.stack()
     second = start()
     accounts = [f"pair{i}" for i in range(500)]
@@ -324,7 +350,7 @@ def test_two_workers_share_a_job_and_redeliveries_change_nothing(client, start, 
         publish_store(celery, job_id, index)
         request_starts(celery)
     queue = fault_redis.client
-    eventually(lambda: queue.llen(QUEUE) + queue.hlen("unacked"), lambda waiting: waiting == 0, 20)
+    eventually(lambda: queue.llen(namespace) + queue.hlen("unacked"), lambda waiting: waiting == 0, 20)
     after = client.get(f"/api/job-status/{job_id}").get_json()
     assert after == status
     assert len(runs_of(emulator, accounts)) == 10

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from conftest import authorised_client, eventually, submit
+from conftest import authorised_client, cancel, eventually, submit
 from utils import store
 
 
@@ -30,7 +30,7 @@ def test_jobs_are_listed_newest_first_and_paged_by_cursor(own_client, client):
 
 def test_a_job_in_the_list_reads_like_its_status(own_client, engine):
     job_id = submit(own_client, ["nike"])["job_id"]
-    store.jobs.cancel_job(engine, job_id)
+    cancel(engine, job_id)
     # A worker may have started the batch's run before the cancel; once it is aborted, nothing moves.
     status = eventually(lambda: own_client.get(f"/api/job-status/{job_id}").get_json(),
                         lambda status: status["batches_running"] == status["batches_storing"] == 0)

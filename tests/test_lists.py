@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 import apify_emulator as emulated
 
-from conftest import all_results, authorised_client, check_job, runs_of, submit, wait_for_job
+from conftest import all_results, authorised_client, check_job, eventually, runs_of, submit, wait_for_job
 from utils import store
 from utils.store.schema import follower_lists, list_pages
 
@@ -84,6 +84,26 @@ def test_a_larger_limit_than_stored_scrapes_again(client, worker, emulator):
     _completed(client, smaller["job_id"])
     check_job(client, smaller["job_id"], accounts, 10, "any")
     assert len(runs_of(emulator, accounts)) == 2
+
+
+def test_a_list_cut_by_a_budget_is_never_served_as_all_there_is(client, worker, emulator):
+    """The budget stops the run at 71 of 3,000 followers: the list is cut by the budget, not
+    exhausted, and a later job that wants 3,000 scrapes the account again."""
+    accounts = _big("budget", 3000)
+    cut = _completed(client, submit(client, accounts, total=3000, maxCostUsd=0.05)["job_id"])
+    (row,) = client.get(f"/api/jobs/{cut['job_id']}/accounts").get_json()["accounts"]
+    assert (row["status"], row["cut_by"]) == ("cut", "budget") and 0 < row["scraped"] < 3000, row
+    assert cut["budget_exhausted"] and cut["accounts_by_status"]["cut"] == 1
+    later = submit(client, accounts, total=3000, maxAgeDays=7)
+    assert later["accounts_reused"] == 0
+    status = _completed(client, later["job_id"])
+    assert status["profiles_scraped"] == 3000 and len(runs_of(emulator, accounts)) == 2
+
+
+def _big(prefix, followers):
+    """An account name of this test's own whose emulated account has at least `followers`."""
+    return next([name] for name in (f"{prefix}{uuid.uuid4().hex[:8]}" for _ in range(100))
+                if emulated.follower_count(name) >= followers)
 
 
 def test_an_old_list_is_not_read(client, engine, worker, emulator):
@@ -164,7 +184,7 @@ def test_a_key_deletes_everything_it_caused_to_be_stored(app, engine, client, wo
 
 
 def test_purge_deletes_old_lists_no_job_reads(db):
-    job_id, *_ = store.jobs.create_job(db, api_key_id=None, accounts=["p1", "p2"], target_gender="any",
+    job_id, *_ = store.work.create_job(db, api_key_id=None, usernames=["p1", "p2"], target_gender="any",
                                        min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1,
                                        actor_id="test/actor")
     with db.begin() as conn:
@@ -181,7 +201,7 @@ def test_purge_deletes_old_lists_no_job_reads(db):
     with db.begin() as conn:
         store.lists.purge(conn, store.utcnow() - timedelta(days=30))
         assert left(conn) == [2, 2], "the job still reads them"
-    store.jobs.delete_job(db, job_id)
+    store.work.delete_job(db, job_id)
     with db.begin() as conn:
         store.lists.purge(conn, store.utcnow() - timedelta(days=50))
         assert left(conn) == [2, 2], "not old enough"
@@ -189,24 +209,25 @@ def test_purge_deletes_old_lists_no_job_reads(db):
         assert left(conn) == [0, 0]
 
 
-def _list(db, account, status, scraped, requested=100, actor="test/actor", age_days=0.0):
+def _list(db, account, status, scraped, requested=100, actor="test/actor", age_days=0.0, cut_by=None):
     ended = None if status == "pending" else store.utcnow() - timedelta(days=age_days)
     with db.begin() as conn:
         return conn.execute(follower_lists.insert().values(
-            account=account, actor_id=actor, requested=requested, scraped=scraped, status=status,
+            account=account, actor_id=actor, requested=requested, scraped=scraped, status=status, cut_by=cut_by,
             created_at=store.utcnow() - timedelta(days=age_days), ended_at=ended).returning(L.id)).scalar()
 
 
-def test_plan_reads_the_newest_list_that_holds_enough(db):
+def test_plan_reads_the_newest_list_that_holds_enough_and_a_cut_one_only_as_far_as_it_goes(db):
     tag = uuid.uuid4().hex[:6]
-    name = {key: f"{key}{tag}" for key in ("newest", "short", "few", "failed", "quota", "other", "old", "going",
-                                            "small", "none")}
+    name = {key: f"{key}{tag}" for key in ("newest", "exhausted", "private", "few", "budget", "failed", "other",
+                                            "old", "going", "small", "none")}
     _list(db, name["newest"], "complete", 100, age_days=3)
     newest = _list(db, name["newest"], "complete", 100, age_days=1)
-    short = _list(db, name["short"], "short", 12)  # all there is, whatever a job asks
+    exhausted = _list(db, name["exhausted"], "exhausted", 12)  # all there is, whatever a job asks
+    private = _list(db, name["private"], "private", 0)
     _list(db, name["few"], "complete", 40, requested=40)  # fewer than the 50 asked
-    _list(db, name["failed"], "failed", 100)
-    _list(db, name["quota"], "quota", 60)
+    _list(db, name["budget"], "cut", 12, cut_by="budget")  # a budget stopped it: not all there is
+    failed = _list(db, name["failed"], "cut", 60, cut_by="failure")  # cut, but holds the 50 asked
     _list(db, name["other"], "complete", 100, actor="another/actor")
     _list(db, name["old"], "complete", 100, age_days=8)
     going = _list(db, name["going"], "pending", 0)
@@ -214,8 +235,35 @@ def test_plan_reads_the_newest_list_that_holds_enough(db):
     with db.connect() as conn:
         found = store.lists.plan(conn, list(name.values()), 50, "test/actor", 7)
         assert store.lists.plan(conn, list(name.values()), 50, "test/actor", 0).scrape == list(name.values())
-    assert found.stored == {name["newest"]: newest, name["short"]: short}
+        assert name["budget"] in store.lists.plan(conn, [name["budget"]], 12, "test/actor", 7).stored, \
+            "a cut list serves what it holds"
+    assert found.stored == {name["newest"]: newest, name["exhausted"]: exhausted, name["private"]: private,
+                            name["failed"]: failed}
     assert found.shared == {name["going"]: going}
-    assert found.scrape == [name[key] for key in ("few", "failed", "quota", "other", "old", "small", "none")]
+    assert found.scrape == [name[key] for key in ("few", "budget", "other", "old", "small", "none")]
     found, followers = store.lists.preview(db, list(name.values()), 50, "test/actor", 7)
-    assert followers == 50 + 12 + 50  # newest cut to the limit, short as it is, the shared one at most the limit
+    assert followers == 50 + 12 + 0 + 50 + 50  # each cut to the limit, exhausted as it is, the shared one at most the limit
+
+
+def test_concurrent_deletions_of_a_keys_data_while_its_jobs_store(app, engine, worker, emulator):
+    """Rounds of DELETE /api/data at once, while the worker stores the key's jobs: every answer
+    is 200, and each job and list is counted by exactly one answer."""
+    own = authorised_client(app, store.keys.create_api_key(engine, f"racer-{uuid.uuid4().hex[:8]}"))
+    jobs = [submit(own, _names(f"race{n}", 8), total=8 * 2000) for n in range(3)]
+    eventually(lambda: [own.get(f"/api/job-status/{job['job_id']}").get_json() for job in jobs],
+               lambda statuses: any(status["batches_storing"] for status in statuses), 30, 0.02)
+    answers = []
+
+    def forget():
+        response = own.delete("/api/data")
+        answers.append((response.status_code, response.get_json()))
+    for _ in range(3):
+        threads = [threading.Thread(target=forget) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert {code for code, _ in answers} == {200}, answers
+    assert sum(body["jobs"] for _, body in answers) == 3
+    assert sum(body["follower_lists"] for _, body in answers) == 3 * 8
+    assert all(own.get(f"/api/job-status/{job['job_id']}").status_code == 404 for job in jobs)

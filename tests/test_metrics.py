@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from celery_config import make_celery
-from conftest import authorised_client, forget_capacity, settle, submit, wait_for_job
+from conftest import authorised_client, cancel, forget_capacity, submit, wait_for_job
 from utils import metrics, store
 from utils.config import Settings
 
@@ -33,7 +33,6 @@ def value(samples, name, **labels):
 
 
 def test_worker_counters_move_after_a_job(metrics_app, client, engine, worker, emulator):
-    settle(engine)
     emulator.fault(route="start_run", status=503, type="server-error", times=1)
     webhooks_before = _webhook_detections()
     before = scrape(metrics_app)
@@ -63,7 +62,7 @@ def _webhook_detections():
 def test_jobs_by_status_are_counted_at_scrape_time(metrics_app, app, engine):
     own = authorised_client(app, store.keys.create_api_key(engine, f"metrics-{uuid.uuid4().hex[:8]}"))
     before = scrape(metrics_app)
-    store.jobs.cancel_job(engine, submit(own, ["counted"])["job_id"])
+    cancel(engine, submit(own, ["counted"])["job_id"])
     after = scrape(metrics_app)
     assert value(after, "followsift_jobs", status="cancelled") == value(before, "followsift_jobs", status="cancelled") + 1
     assert {"queued", "processing", "completed", "failed"} <= {
@@ -85,7 +84,7 @@ def test_queue_depth_is_the_length_of_the_celery_queue(redis_url, engine):
 def test_capacity_is_visible(quiet_engine, redis_url):
     forget_capacity(quiet_engine)
     settings = Settings(apify_max_concurrent_runs=7)
-    job_id, *_ = store.jobs.create_job(quiet_engine, api_key_id=None, accounts=["a", "b"], target_gender="any",
+    job_id, *_ = store.work.create_job(quiet_engine, api_key_id=None, usernames=["a", "b"], target_gender="any",
                                       min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1, actor_id="test/actor")
     families = {f.name: f for f in metrics.StateCollector(quiet_engine, make_celery(Settings(redis_url=redis_url)),
                                                           settings).collect()}
@@ -94,7 +93,7 @@ def test_capacity_is_visible(quiet_engine, redis_url):
     assert families["followsift_apify_runs_in_flight"].samples[0].value == room.in_flight
     waiting = {s.labels["job_id"]: s.value for s in families["followsift_batches_waiting"].samples}
     assert waiting[job_id] == 2
-    store.jobs.cancel_job(quiet_engine, job_id)
+    cancel(quiet_engine, job_id)
 
 
 def test_without_a_multiprocess_directory_the_process_registry_is_served(app):

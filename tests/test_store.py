@@ -1,7 +1,7 @@
-"""Job and batch state on both databases: the governor, fair share, claims, leases, fencing,
-exactly-once completion."""
+"""The job and batch lifecycles on both databases, through the steps of `store.work`: the
+governor, fair share, claims, leases, fencing, stops, exactly-once completion."""
 import time
-from datetime import timedelta
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -9,14 +9,17 @@ import sqlalchemy as sa
 from utils import store
 from utils.batch_processor import Chunk
 from utils.config import Settings
-from utils.store.batches import Tally
+from utils.store.batches import Fault, Tally
+
+B, J, R = store.schema.batches, store.schema.jobs, store.schema.apify_runs
+ROOMY = Settings(apify_max_concurrent_runs=100, batch_max_retries=3)
 
 
-def _job(engine, accounts=("a", "b", "c"), batch_size=2, gender="any", api_key_id=None):
-    job_id, *_ = store.jobs.create_job(
-        engine, api_key_id=api_key_id, accounts=list(accounts), target_gender=gender, min_confidence=0.0,
+def _job(engine, accounts=("a", "b", "c"), batch_size=2, gender="any", api_key_id=None, max_cost_usd=None):
+    job_id, *_ = store.work.create_job(
+        engine, api_key_id=api_key_id, usernames=list(accounts), target_gender=gender, min_confidence=0.0,
         total_scrape_count=30, per_account_limit=10, batch_size=batch_size, actor_id="test/actor",
-    )
+        max_cost_usd=max_cost_usd)
     return job_id
 
 
@@ -33,38 +36,40 @@ def test_create_job_writes_job_and_batches(db):
 
 @pytest.fixture
 def idle(db):
-    """The store as if nothing else were going on: every other job stopped, the governor reset."""
+    """The store as if nothing else were going on (the database is the module's own, shared by
+    its tests): every other job stopped, the runs they left ended, the governor reset."""
     with db.begin() as conn:
         conn.execute(B.update().where(B.c.status.in_(store.schema.MOVING)).values(status="cancelled"))
         conn.execute(J.update().where(J.c.status.in_(store.schema.ACTIVE_JOB_STATUSES)).values(status="cancelled"))
+        conn.execute(R.update().where(R.c.status.in_(store.schema.IN_FLIGHT)).values(status="void"))
         conn.execute(store.schema.apify_capacity.update().values(account_cap=None, lowered_cap=None,
                                                                  lowered_until=None, limits_checked_at=None))
     return db
 
 
-B, J = store.schema.batches, store.schema.jobs
-ROOMY = Settings(apify_max_concurrent_runs=100)
-
-
 def _start(db, settings=ROOMY):
-    claim, _room = store.batches.claim_start(db, settings)
+    claim, _room = store.work.claim_start(db, settings)
     return claim
 
 
-def _running(db, job_id, run_id="RUN"):
+def _id(name):
+    """A run id of this test's alone (Apify's are unique; the module's tests share a database)."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def _running(db, job_id, run_id):
     """Claim the next batch to start and hand it to Apify as run `run_id`."""
     claim = _start(db)
     assert claim.job_id == job_id
-    assert store.batches.record_run(db, claim, run_id, "token")
+    assert store.work.record_run(db, claim, run_id, None)
     return claim
 
 
-def _finished(db, job_id, run_id="RUN"):
+def _finished(db, job_id, run_id=None):
+    run_id = run_id or _id("RUN")
     claim = _running(db, job_id, run_id)
-    assert store.batches.mark_finished(db, job_id, claim.batch_index, run_id, "SUCCEEDED")
-    store_claim, run_status = store.batches.claim_store(db, job_id, claim.batch_index, 60)
-    assert run_status == "SUCCEEDED"
-    return store_claim
+    assert store.work.run_ended(db, run_id, "SUCCEEDED") == (job_id, claim.batch_index)
+    return store.work.claim_store(db, job_id, claim.batch_index, 60)
 
 
 def _status(db, job_id, index):
@@ -72,26 +77,36 @@ def _status(db, job_id, index):
         return conn.execute(sa.select(B.c.status).where(B.c.job_id == job_id, B.c.batch_index == index)).scalar()
 
 
-def test_a_start_claims_the_first_waiting_batch_once(idle):
+def _runs(db, job_id):
+    with db.connect() as conn:
+        return dict(conn.execute(sa.select(R.c.attempt, R.c.status).where(R.c.job_id == job_id)).all())
+
+
+def test_a_start_claims_the_first_waiting_batch_once_and_writes_the_attempt_down(idle):
     job_id = _job(idle)
     claim = _start(idle)
     assert (claim.job_id, claim.batch_index, claim.accounts, claim.attempt) == (job_id, 0, ["a", "b"], 1)
+    assert claim.max_items == 20 and claim.token and claim.tag == f"followsift/{job_id}/0/1"
+    assert _runs(idle, job_id) == {1: "starting"}, "written down before Apify is asked"
     assert _start(idle).batch_index == 1
     assert _start(idle) is None, "nothing left to start"
     assert 15 < store.batches.lease_left(idle, job_id, 0) <= ROOMY.batch_lease_seconds
     assert store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)["status"] == "processing"
 
 
-def test_the_governor_holds_runs_in_flight_at_the_cap(idle):
+def test_the_governor_counts_every_run_that_may_be_going(idle):
     _job(idle, accounts=list("abcdef"), batch_size=1)
     two = Settings(apify_max_concurrent_runs=2)
     first, second = _start(idle, two), _start(idle, two)
     assert first and second
-    claim, room = store.batches.claim_start(idle, two)
+    claim, room = store.work.claim_start(idle, two)
     assert claim is None and (room.in_flight, room.cap) == (2, 2)
-    assert store.batches.record_run(idle, first, "R1", "t")
-    assert store.batches.mark_finished(idle, first.job_id, first.batch_index, "R1", "SUCCEEDED")
-    assert _start(idle, two) is not None, "a run that ended frees its slot"
+    run = _id("R1")
+    assert store.work.record_run(idle, first, run, None)
+    store.work.refused(idle, second)
+    assert store.capacity.snapshot(idle, two).in_flight == 1, "a refused start holds no room"
+    assert store.work.run_ended(idle, run, "SUCCEEDED")
+    assert store.capacity.snapshot(idle, two).in_flight == 0, "a run that ended frees its slot"
 
 
 def test_a_refusal_lowers_the_cap_for_a_while_and_the_account_limits_raise_it(idle):
@@ -110,65 +125,82 @@ def test_a_refusal_lowers_the_cap_for_a_while_and_the_account_limits_raise_it(id
     assert store.capacity.snapshot(idle, Settings(apify_memory_limit_mb=4096)).cap == 4
 
 
-def test_the_next_start_goes_to_the_job_with_fewest_runs_then_the_key_with_fewest(idle):
+def test_the_next_start_goes_to_the_key_with_fewest_runs_then_the_job_with_fewest(idle):
     one, two = (store.keys.api_key_id(idle, store.keys.create_api_key(idle, name)) for name in ("one", "two"))
-    big = _job(idle, accounts=[f"b{i}" for i in range(6)], batch_size=1, api_key_id=one)
-    for _ in range(3):
-        assert _start(idle).job_id == big
-    small = _job(idle, accounts=["s1", "s2"], batch_size=1, api_key_id=one)
-    other = _job(idle, accounts=["o1", "o2"], batch_size=1, api_key_id=two)
-    assert _start(idle).job_id == other, "a tie between jobs goes to the key with fewer runs"
-    assert _start(idle).job_id == small, "then the job with fewer runs in flight"
-    assert _start(idle).job_id == other, "a tie again, and key two has fewer"
-    assert _start(idle).job_id == small, "fewer in flight than the big job"
+    many = [_job(idle, accounts=[f"m{i}"], batch_size=1, api_key_id=one) for i in range(3)]
+    for job_id in many:
+        assert _start(idle).job_id == job_id, "one key alone: its jobs by runs in flight, then age"
+    other = _job(idle, accounts=["o1", "o2", "o3"], batch_size=1, api_key_id=two)
+    more = _job(idle, accounts=["x1", "x2"], batch_size=1, api_key_id=one)
+    assert _start(idle).job_id == other, "key two has no run in flight, key one three"
+    assert _start(idle).job_id == other, "one against three: key two again, however many jobs key one has"
+    assert _start(idle).job_id == other
+    assert _start(idle).job_id == more, "three each: the job with fewer runs in flight"
 
 
-def test_a_lease_that_ran_out_is_taken_over_and_fences_the_old_holder(idle):
+def test_a_start_whose_holder_died_goes_back_and_fences_the_old_holder(idle):
     job_id = _job(idle)
     old = _start(idle)
-    with idle.begin() as conn:  # the holder's process died long ago
-        conn.execute(B.update().values(lease_expires_at=store.utcnow()))
-    assert store.batches.reclaim_expired(idle) == []
-    assert _status(idle, job_id, 0) == "queued"
+    assert store.work.resolve_start(idle, job_id, old.batch_index, old.attempt, None) is False
+    assert _status(idle, job_id, 0) == "queued" and _runs(idle, job_id) == {1: "void"}
     new = _start(idle)
     assert (new.batch_index, new.attempt) == (0, 2)
-    assert store.batches.record_run(idle, old, "OLD", "t") is False
-    assert store.batches.record_run(idle, new, "NEW", "t") is True
+    late = _id("OLD")
+    assert store.work.record_run(idle, old, late, None) is False
+    assert store.work.record_run(idle, new, _id("NEW"), None) is True
+    assert store.ledger.unwanted(idle, store.utcnow(), 10) == [late], "a late run is nobody's, to abort"
+
+
+def test_a_start_found_at_apify_after_its_holder_died_is_adopted(idle):
+    job_id = _job(idle)
+    claim = _start(idle)
+    found = _id("FOUND")
+    assert store.work.resolve_start(idle, job_id, claim.batch_index, claim.attempt, found) is True
+    assert _status(idle, job_id, 0) == "running" and _runs(idle, job_id) == {1: "running"}
+    assert store.work.run_ended(idle, found, "SUCCEEDED") == (job_id, 0)
 
 
 def test_an_ended_run_is_marked_once_and_only_for_its_own_run(idle):
     job_id = _job(idle)
-    claim = _running(idle, job_id, "R1")
-    assert store.batches.mark_finished(idle, job_id, claim.batch_index, "OTHER", "SUCCEEDED") is False
-    assert store.batches.mark_finished(idle, job_id, claim.batch_index, "R1", "SUCCEEDED") is True
-    assert store.batches.mark_finished(idle, job_id, claim.batch_index, "R1", "SUCCEEDED") is False
+    run = _id("R1")
+    claim = _running(idle, job_id, run)
+    assert store.work.run_ended(idle, _id("OTHER"), "SUCCEEDED") is None
+    assert store.work.run_ended(idle, run, "SUCCEEDED") == (job_id, claim.batch_index)
+    assert store.work.run_ended(idle, run, "SUCCEEDED") is None
+
+
+def _row(pid, source="a"):
+    return {"profile_id": pid, "username": pid, "full_name": "", "gender": "male", "gender_confidence": 0.9,
+            "is_private": None, "is_verified": None, "profile_pic_url": None, "sources": [source]}
 
 
 def test_a_store_tallies_each_chunk_and_the_last_batch_completes_the_job_once(idle):
     job_id = _job(idle)
-    first = _finished(idle, job_id, "R1")
-    row = {"profile_id": "p1", "username": "p1", "full_name": "", "gender": "male", "gender_confidence": 0.9,
-           "is_private": None, "is_verified": None, "profile_pic_url": None, "sources": ["a"]}
-    assert store.batches.store_chunk(idle, first, Chunk([row], Tally(3, 1, 1, 1)), 3, 60) == 1
-    assert store.batches.store_chunk(idle, first, Chunk([row], Tally(1, 1, 0, 0)), 4, 60) == 0
-    assert store.batches.end_batch(idle, first, run_cost_usd=0.5) == "processing"
-    assert store.batches.end_batch(idle, first) is None, "a duplicate delivery"
-    second = _finished(idle, job_id, "R2")
-    assert store.batches.end_batch(idle, second, "Apify 503") == "completed"
+    first = _finished(idle, job_id)
+    assert store.work.store_chunk(idle, first, Chunk([_row("p1")], Tally(3, 1, 1, 1)), 3, 60) == 1
+    assert store.work.store_chunk(idle, first, Chunk([_row("p1")], Tally(1, 1, 0, 0)), 4, 60) == 0
+    assert store.work.end_batch(idle, first) == "processing"
+    assert store.work.end_batch(idle, first) is None, "a duplicate delivery"
+    second = _finished(idle, job_id)
+    outcome = store.work.fault(idle, ROOMY.with_overrides({"batch_max_retries": 0}), second, Fault.RUN_FAILED,
+                               "Apify 503")
+    assert outcome.job_status == "completed"
     job = store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)
     assert (job["batches_done"], job["batches_failed"], job["profiles_scraped"], job["profiles_kept"]) == (2, 1, 4, 1)
     assert (job["male_count"], job["female_count"], job["unknown_count"]) == (2, 1, 1)
-    assert job["cost_usd"] == pytest.approx(0.5) and job["error_message"] is None
+    assert job["error_message"] is None
+    page, _ = store.accounts.page(idle, job_id, 10)
+    assert [(a["account"], a["status"], a["cut_by"]) for a in page if a["account"] == "c"] == [("c", "cut", "failure")]
 
 
 def test_a_fenced_store_writes_nothing(idle):
     job_id = _job(idle)
     old = _finished(idle, job_id)
-    store.batches.release_store(idle, old)
-    new, _ = store.batches.claim_store(idle, job_id, old.batch_index, 60)
+    store.work.release(idle, old)
+    new = store.work.claim_store(idle, job_id, old.batch_index, 60)
     with pytest.raises(store.batches.LeaseLost):
-        store.batches.store_chunk(idle, old, Chunk([], Tally(5)), 5, 60)
-    assert new.items_read == 0 and store.batches.end_batch(idle, old) is None
+        store.work.store_chunk(idle, old, Chunk([], Tally(5)), 5, 60)
+    assert new.items_read == 0 and store.work.end_batch(idle, old) is None
 
 
 def test_a_store_whose_holder_died_is_handed_back_to_be_stored(idle):
@@ -176,54 +208,48 @@ def test_a_store_whose_holder_died_is_handed_back_to_be_stored(idle):
     claim = _finished(idle, job_id)
     with idle.begin() as conn:
         conn.execute(B.update().where(B.c.job_id == job_id).values(lease_expires_at=store.utcnow()))
-    assert store.batches.reclaim_expired(idle) == [(job_id, claim.batch_index)]
+    assert store.work.reclaim_stores(idle) == [(job_id, claim.batch_index)]
     assert _status(idle, job_id, claim.batch_index) == "finished"
 
 
-def test_a_requeued_batch_waits_out_its_delay_and_keeps_what_its_failed_run_cost(idle):
+def test_a_retried_start_waits_out_its_delay(idle):
     job_id = _job(idle, accounts=["a"])
     claim = _start(idle)
-    store.batches.requeue(idle, claim, delay_seconds=60, error="run FAILED", failure=True, run_cost_usd=0.25)
+    outcome = store.work.fault(idle, ROOMY.with_overrides({"retry_backoff_seconds": 60}), claim, Fault.TRANSIENT,
+                               "Apify 503")
+    assert outcome.start_after > 0 and _runs(idle, job_id) == {1: "void"}, "no run came of it"
     assert _start(idle) is None, "not due yet"
     with idle.begin() as conn:
         conn.execute(B.update().where(B.c.job_id == job_id).values(not_before=store.utcnow()))
     again = _start(idle)
     assert (again.failures, again.apify_run_id) == (1, None)
-    assert store.batches.end_batch(idle, again, "run FAILED") == "failed"
-    job = store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)
-    assert job["error_message"] == "run FAILED" and job["cost_usd"] == pytest.approx(0.25)
 
 
-def test_failing_a_job_cancels_what_no_task_holds_and_names_its_runs(idle):
+def test_failing_a_job_closes_its_batches_but_the_one_being_started(idle):
     job_id = _job(idle, accounts=list("abcdef"))
-    _running(idle, job_id, "R1")
+    run = _id("R1")
+    _running(idle, job_id, run)
     held = _start(idle)
-    assert store.jobs.fail_job(idle, job_id, "Apify API error 401") == ["R1"]
-    assert store.jobs.fail_job(idle, job_id, "again") is None
+    assert store.work.stop_job(idle, job_id, "failed", "Apify API error 401") == [run]
+    assert store.work.stop_job(idle, job_id, "failed", "again") is None
     assert [_status(idle, job_id, i) for i in range(3)] == ["cancelled", "starting", "cancelled"]
-    assert store.batches.record_run(idle, held, "R2", "t") is False
+    assert store.work.record_run(idle, held, _id("R2"), None) is False
+    assert _status(idle, job_id, 1) == "cancelled", "its holder closed it"
     job = store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)
     assert job["status"] == "failed" and job["error_message"] == "Apify API error 401"
+    assert {a["status"] for a in store.accounts.page(idle, job_id, 10)[0]} == {"cut"}
 
 
-def test_a_preliminary_cost_is_settled_once(idle):
-    job_id = _job(idle, accounts=["a"])
-    claim = _finished(idle, job_id)
-    store.batches.end_batch(idle, claim, run_cost_usd=0.1)
-    due = store.batches.costs_to_settle(idle, store.utcnow() + timedelta(seconds=1), 10)
-    assert (job_id, 0, "RUN") in due
-    store.batches.settle_cost(idle, job_id, 0, 0.4)
-    store.batches.settle_cost(idle, job_id, 0, 9.0)
-    assert store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)["cost_usd"] == pytest.approx(0.4)
-
-
-def test_delete_job_removes_everything(db):
+def test_delete_job_removes_everything_but_what_its_runs_cost(db):
     job_id = _job(db)
-    store.jobs.delete_job(db, job_id)
+    claim, _ = store.work.claim_start(db, ROOMY)
+    store.work.record_run(db, claim, f"RUN-{job_id}", None)
+    assert store.work.delete_job(db, job_id) == [f"RUN-{job_id}"]
+    assert store.work.delete_job(db, job_id) is None
     assert store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS) is None
     with db.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(store.schema.batches)
-                            .where(store.schema.batches.c.job_id == job_id)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(B).where(B.c.job_id == job_id)).scalar() == 0
+    assert _runs(db, job_id) == {1: "running"}, "the run is still the ledger's: aborted and charged by the clock"
 
 
 def test_timestamps_are_aware_utc(db):
@@ -250,5 +276,5 @@ def test_every_table_has_row_level_security_on_postgres(quiet_engine):
             "select relname, relrowsecurity from pg_class join pg_namespace n on n.oid = relnamespace "
             "where nspname = 'public' and relkind = 'r'").all())
     assert {"schema_migrations", "api_keys", "scrape_jobs", "scrape_batches", "scrape_results", "scrape_accounts",
-            "apify_capacity"} <= set(tables)
+            "apify_capacity", "apify_runs", "spend_ledger"} <= set(tables)
     assert [name for name, secured in tables.items() if not secured] == []

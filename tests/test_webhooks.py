@@ -363,12 +363,12 @@ def test_this_machines_own_addresses_are_recognised_without_sending_anything():
     assert not webhooks.is_this_host(ipaddress.ip_address(PUBLIC))  # a UDP connect() only picks a route
 
 
-def test_callbacks_travel_on_a_queue_of_their_own():
-    from celery_config import NOTIFY_JOB_END, START_RUNS, make_celery
+def test_callbacks_and_serves_travel_on_queues_of_their_own():
+    from celery_config import NOTIFY_JOB_END, SERVE_LISTS, START_RUNS, make_celery
     from utils.config import Settings
 
     celery = make_celery(Settings(redis_url="redis://127.0.0.1:6379/13", celery_queue="q"))
-    route = celery.amqp.router.route({}, NOTIFY_JOB_END)
-    assert route["queue"].name == "q.callbacks"
+    assert celery.amqp.router.route({}, NOTIFY_JOB_END)["queue"].name == "q.callbacks"
+    assert celery.amqp.router.route({}, SERVE_LISTS)["queue"].name == "q.lists"
     assert celery.amqp.router.route({}, START_RUNS)["queue"].name == "q"
-    assert {queue.name for queue in celery.conf.task_queues} == {"q", "q.callbacks"}
+    assert {queue.name for queue in celery.conf.task_queues} == {"q", "q.callbacks", "q.lists"}

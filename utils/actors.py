@@ -11,21 +11,26 @@ account at a time (`accounts_per_run = 1`), and the run's account is the source 
 from dataclasses import dataclass, field
 
 from utils.scraper import Follower, build_input, normalise
+from utils.store.schema import CutBy, ListStatus
 
-# Reasons an actor gives, in its rows or its OUTPUT record, mapped onto an account's status.
-_REASONS = (("private", "private"), ("not_found", "not_found"), ("not found", "not_found"),
-            ("does not exist", "not_found"), ("no_such", "not_found"), ("doesn't exist", "not_found"),
-            ("limit", "quota"), ("quota", "quota"), ("no_items", "short"), ("no items", "short"))
+# Reasons an actor gives, in its rows or its OUTPUT record, mapped onto how an account's list ended.
+_PRIVATE, _MISSING = (ListStatus.PRIVATE, None), (ListStatus.NOT_FOUND, None)
+_REASONS = (("private", _PRIVATE), ("not_found", _MISSING), ("not found", _MISSING), ("does not exist", _MISSING),
+            ("no_such", _MISSING), ("doesn't exist", _MISSING), ("limit", (ListStatus.CUT, CutBy.QUOTA)),
+            ("quota", (ListStatus.CUT, CutBy.QUOTA)), ("no_items", (ListStatus.EXHAUSTED, None)),
+            ("no items", (ListStatus.EXHAUSTED, None)))
 _CURSOR_KEYS = ("resumeCursor", "resume_cursor", "cursor", "next_cursor", "nextCursor", "end_cursor")
 _WRAPPER_KEYS = ("results", "items", "followers", "data")
 
 
 @dataclass(frozen=True)
 class ErrorRow:
-    """The actor said something went wrong for `account` (None: for the whole run)."""
+    """The actor said something went wrong for `account` (None: for the whole run): how its
+    list ended (`status`, `cut_by`) and the actor's words."""
 
     account: str | None
     status: str
+    cut_by: str | None
     reason: str
 
 
@@ -94,13 +99,13 @@ def _error_row(item, accounts, own):
     text = " ".join(str(item.get(key) or "") for key in ("error", "errorMessage", "message", "status"))
     if item.get("daily_limit_reached"):
         text += " daily limit"
-    return ErrorRow(_source_of(item, accounts, own), reason_status(text), text.strip()[:300])
+    return ErrorRow(_source_of(item, accounts, own), *reason_status(text), text.strip()[:300])
 
 
 def reason_status(text):
-    """An account status for what an actor said (default: failed)."""
+    """(status, cut_by) of an account's list for what an actor said (default: cut by a failure)."""
     lowered = text.lower()
-    return next((status for needle, status in _REASONS if needle in lowered), "failed")
+    return next((ending for needle, ending in _REASONS if needle in lowered), (ListStatus.CUT, CutBy.FAILURE))
 
 
 def continuations(output, accounts):

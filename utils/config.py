@@ -99,6 +99,9 @@ class Settings:
     apify_limits_refresh_seconds: float = setting(60.0, minimum=5)
     # Apify's usageTotalUsd may be preliminary this long after a run ends; read it again after.
     apify_cost_settle_seconds: float = setting(15.0, minimum=0)
+    # How often the clock reads the account's run list for runs of ours nobody recorded (a start
+    # whose answer was lost), to abort and charge them.
+    apify_orphan_sweep_seconds: float = setting(60.0, minimum=1)
 
     # The API and the pipeline.
     max_request_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
@@ -125,6 +128,10 @@ class Settings:
     # A job reads an account's follower list scraped at most this many days ago instead of
     # paying for a new run (a job's maxAgeDays overrides it; 0: always scrape).
     reuse_max_age_days: float = setting(7, minimum=0)
+    # How long a job waits for a follower list another job is scraping before it scrapes the
+    # account itself, and how many batches of stored lists are served at once (of every worker).
+    reuse_wait_seconds: float = setting(300.0, minimum=0)
+    lists_serve_parallel: int = setting(2, minimum=1)
     rate_limit_create: str = "60/minute"
     rate_limit_read: str = "1200/minute"
     rate_limit_unauthenticated: str = "30/minute"  # requests without a valid key, per client address

@@ -162,22 +162,26 @@ def submit(engine, celery, settings, spec, api_key_id):
     if spec.callbackUrl is not None and not signing_secret(engine, settings, api_key_id):
         raise InvalidJob("callbacks_disabled", "callbackUrl needs a signing secret: the key's own (flask --app app "
                                                "rotate-webhook-secret NAME) or WEBHOOK_SIGNING_SECRET on the server.")
-    budget = budget_for(engine, settings, spec, api_key_id)
+    budget, cap = budget_for(engine, settings, spec, api_key_id)
     per_account_limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
-    job_id, total_batches, found = store.jobs.create_job(
-        engine, api_key_id=api_key_id, accounts=spec.accounts, target_gender=spec.targetGender,
-        min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
-        total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
-        batch_size=batch_size(settings), actor_id=settings.apify_actor_id, max_age_days=max_age_days(spec, settings),
-        max_cost_usd=budget, callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl),
-    )
+    try:
+        job_id, total_batches, found = store.work.create_job(
+            engine, api_key_id=api_key_id, usernames=spec.accounts, target_gender=spec.targetGender,
+            min_confidence=DEFAULT_MIN_CONFIDENCE if spec.minConfidence is None else spec.minConfidence,
+            total_scrape_count=spec.totalScrapeCount, per_account_limit=per_account_limit,
+            batch_size=batch_size(settings), actor_id=settings.apify_actor_id,
+            max_age_days=max_age_days(spec, settings), max_cost_usd=budget,
+            callback_url=None if spec.callbackUrl is None else str(spec.callbackUrl), monthly_cap=cap)
+    except store.work.CapReached as exc:
+        raise SpendCapReached("monthly_cap_reached", f"This key's jobs this month would spend more than its "
+                                                     f"{cap:g} USD cap ({exc.committed:.2f} USD committed).") from None
     try:
         if found.scrape:
             request_starts(celery)
         if found.reused:
             request_serves(celery)
     except Exception as exc:  # kombu raises several types; the job must not stay behind.
-        store.jobs.delete_job(engine, job_id)
+        store.work.delete_job(engine, job_id)
         raise QueueUnavailable("queue_unavailable", "The job queue is unavailable; try again shortly.") from exc
     return {"job_id": job_id, "total_batches": total_batches, "accounts": len(spec.accounts),
             "per_account_limit": per_account_limit, "accounts_reused": len(found.reused)}
@@ -186,7 +190,7 @@ def submit(engine, celery, settings, spec, api_key_id):
 def estimate(engine, settings, spec, api_key_id):
     """What the job `spec` would scrape and cost (`costs.estimate`), over the accounts no
     stored list serves, and what those lists would save."""
-    budget = budget_for(engine, settings, spec, api_key_id)
+    budget, _ = budget_for(engine, settings, spec, api_key_id)
     limit = costs.per_account_limit(spec.totalScrapeCount, len(spec.accounts))
     found, followers = store.lists.preview(engine, spec.accounts, limit, settings.apify_actor_id,
                                            max_age_days(spec, settings))
@@ -201,21 +205,16 @@ def max_age_days(spec, settings):
 
 
 def budget_for(engine, settings, spec, api_key_id):
-    """The job's maxCostUsd: as asked, or the key's default; OverBudget above the key's maximum,
-    SpendCapReached when the key's month would go over its cap. Checked before any run starts."""
+    """(the job's maxCostUsd, the key's monthly cap or None): maxCostUsd as asked, or the key's
+    default; OverBudget above the key's maximum. The cap is checked when the job is written
+    (`store.work.create_job`), against the key's ledger, in one step with the insert."""
     default, limit, cap = (own if own is not None else server for own, server in zip(
         store.keys.spending_limits(engine, api_key_id),
         (settings.max_cost_usd_default, settings.max_cost_usd_limit, settings.monthly_spend_cap_usd)))
     budget = spec.maxCostUsd if spec.maxCostUsd is not None else (float(default) or None)
     if budget is not None and limit and budget > float(limit):
         raise OverBudget("budget_over_limit", f"maxCostUsd may be at most {float(limit):g} USD for this key.")
-    if cap and api_key_id is not None:
-        month = store.utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        committed = store.keys.month_spend(engine, api_key_id, month)
-        if committed + (budget or 0) > float(cap):
-            raise SpendCapReached("monthly_cap_reached", f"This key's jobs this month would spend more than its "
-                                                         f"{float(cap):g} USD cap ({committed:.2f} USD committed).")
-    return budget
+    return budget, (float(cap) if cap and api_key_id is not None else None)
 
 
 def signing_secret(engine, settings, api_key_id):
@@ -256,7 +255,9 @@ def cancel(engine, celery, job_id, api_key_id, on_queue_error):
     """Stop the tenant's job (idempotent): batches not started never call Apify; running runs
     are aborted. Returns the job; JobFinished when it had already ended otherwise."""
     job = find(engine, job_id, api_key_id)
-    running = store.jobs.cancel_job(engine, job["job_id"]) if job["status"] in ACTIVE_JOB_STATUSES else None
+    running = None
+    if job["status"] in ACTIVE_JOB_STATUSES:
+        running = store.work.stop_job(engine, job["job_id"], JobStatus.CANCELLED, "Cancelled on request.")
     if running is not None:
         _follow_up(on_queue_error, f"the callback of job {job['job_id']}", notify_job_end, celery, job["job_id"])
     if running:
@@ -268,23 +269,26 @@ def cancel(engine, celery, job_id, api_key_id, on_queue_error):
 
 
 def delete(engine, celery, job_id, api_key_id, on_queue_error):
-    """Delete the tenant's job, its batches and its results, and abort its Apify runs."""
+    """Delete the tenant's job, its batches and its results, and abort its Apify runs (what they
+    cost stays on the key's ledger). False when it was gone already (a concurrent delete)."""
     job = find(engine, job_id, api_key_id)
-    running = store.jobs.delete_job(engine, job["job_id"])
-    if running:  # unaborted, the runs end on their own, capped by their item limits
+    running = store.work.delete_job(engine, job["job_id"])
+    if running:  # unaborted, the clock aborts them; they end on their own anyway, capped by their item limits
         _follow_up(on_queue_error, f"the abort of {len(running)} Apify runs", request_abort, celery, running)
+    return running is not None
 
 
 def forget_key(engine, celery, api_key_id, on_queue_error):
     """Delete everything the key caused to be stored: each of its jobs (as `delete`), then the
-    follower lists they scraped. Returns `{"jobs", "follower_lists"}` deleted."""
-    job_ids = store.jobs.job_ids_of(engine, api_key_id)
-    for job_id in job_ids:
+    follower lists they scraped. Returns `{"jobs", "follower_lists"}` this call deleted (a
+    concurrent call counts what it deleted itself). The key's ledger stays: it is what was spent."""
+    deleted = 0
+    for job_id in store.jobs.job_ids_of(engine, api_key_id):
         try:
-            delete(engine, celery, job_id, api_key_id, on_queue_error)
+            deleted += delete(engine, celery, job_id, api_key_id, on_queue_error)
         except JobNotFound:
-            pass  # purged meanwhile
-    return {"jobs": len(job_ids), "follower_lists": store.lists.delete_caused_by(engine, api_key_id)}
+            pass  # deleted meanwhile
+    return {"jobs": deleted, "follower_lists": store.work.forget_lists(engine, api_key_id)}
 
 
 def _follow_up(on_queue_error, what, send, *args):

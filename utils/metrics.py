@@ -38,6 +38,8 @@ STARTS_REFUSED = Counter("followsift_apify_starts_refused_total",
                          "Run starts Apify refused because the account was full (memory or concurrent runs).")
 RUN_ENDS = Counter("followsift_run_ends_detected_total",
                    "Ended Apify runs noticed, by who noticed first (webhook or poller).", ["source"])
+TICK_SECONDS = Histogram("followsift_tick_seconds", "How long the clock's ticks take (in the clock's process).",
+                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 APIFY_ERRORS = Counter("followsift_apify_errors_total",
                        "Apify API calls that failed, by operation and type (http_<status> or the exception).",
                        ["operation", "type"])
@@ -47,6 +49,10 @@ def batch_ended(failed, scraped):
     """Count a batch this execution ended (once per batch, like the job's own counters)."""
     BATCHES.labels(BatchStatus.FAILED if failed else BatchStatus.SUCCEEDED).inc()
     PROFILES.labels("scraped").inc(scraped)
+
+
+def tick_took(seconds):
+    TICK_SECONDS.observe(seconds)
 
 
 def start_refused():

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from utils.store.schema import AccountStatus as AccountState, BatchStatus as Batch, JobStatus as Status
+from utils.store.schema import BatchStatus as Batch, CutBy, JobStatus as Status, ListStatus as AccountState
 
 # Inlined as an enum of strings in the OpenAPI document (one source: the store's JobStatus enum).
 JobState = Literal[tuple(Status)]
@@ -69,9 +69,10 @@ class JobStatus(BaseModel):
     batches_running: int = Field(description="Batches whose Apify run is starting or running")
     batches_storing: int = Field(description="Batches whose run ended, being stored")
     accounts_by_status: dict[str, int] = Field(
-        description="Input accounts by how their lists ended: pending, complete, short (fewer than asked, no "
-                    "more), capped (the actor's per-run cap), private, not_found, quota (an allowance ran out), "
-                    "failed; GET /api/jobs/<id>/accounts pages through them")
+        description="Input accounts by how their lists ended: pending, complete (as many as asked), exhausted "
+                    "(fewer, and the actor says there are no more), private, not_found, cut (fewer, and something "
+                    "else stopped the list: see each account's cut_by); GET /api/jobs/<id>/accounts pages "
+                    "through them")
     waiting_for_capacity: bool = Field(
         description="Batches wait because the Apify account runs as many runs as it admits (not a stall)")
     reuse: Reuse
@@ -80,9 +81,11 @@ class JobStatus(BaseModel):
     min_confidence: float
     accounts: int
     per_account_limit: int
-    cost_usd: float = Field(description="Apify usage of the job's finished batches, in USD")
+    cost_usd: float = Field(description="What the job's Apify runs were charged so far, in USD (failed, aborted "
+                                        "and retried runs included; a figure read just after a run ended is "
+                                        "corrected once Apify's is final)")
     max_cost_usd: float | None = Field(description="The job's budget (maxCostUsd), if it has one")
-    budget_exhausted: bool = Field(description="Batches were left unrun because the budget was spent")
+    budget_exhausted: bool = Field(description="The budget stopped a run short, or left batches unrun")
     error_message: str | None
     created_at: str | None
     updated_at: str | None
@@ -119,7 +122,11 @@ class ResultsPage(BaseModel):
 class AccountResult(BaseModel):
     account: str
     status: Literal[tuple(AccountState)] = Field(description="How the account's list ended (see JobStatus)")
-    reason: str | None = Field(description="What the actor or Apify said, when the list did not complete")
+    cut_by: Literal[tuple(CutBy)] | None = Field(
+        description="What cut the list short, when status is cut: budget (the job's maxCostUsd), cancel, deletion "
+                    "(of the job scraping it), failure (Apify refused, or the runs failed past the retries), quota "
+                    "(an allowance ran out), run_cap (the actor's per-run cap, with no way to go on)")
+    reason: str | None = Field(description="Why, in words: what the actor or Apify said, or what cut the list")
     reused: bool = Field(description="Served from a follower list scraped before or for another job")
     requested: int
     scraped: int
@@ -155,7 +162,8 @@ class JobCancelled(BaseModel):
 class DataDeleted(BaseModel):
     """`DELETE /api/data`: what the key's deletion removed."""
 
-    jobs: int = Field(description="The key's jobs, with their batches, accounts and results")
+    jobs: int = Field(description="The key's jobs, with their batches, accounts and results (what their runs cost "
+                                  "stays on the key's ledger)")
     follower_lists: int = Field(description="Follower lists its jobs scraped (other keys' jobs keep the "
                                             "results they already took from them)")
 

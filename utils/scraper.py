@@ -8,6 +8,7 @@ full: wait, never fail), `TransientApifyError` (worth a retry: rate limits, 5xx,
 trouble) or `FatalApifyError` (retrying cannot help and only burns money: a bad token, no
 credit, no such actor, rejected input).
 """
+import contextvars
 import json
 import re
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import impit
 import pydantic
 from apify_client import ApifyClient
 from apify_client.errors import ApifyApiError
+from apify_client.http_clients import ImpitHttpClient
 
 from utils import metrics
 
@@ -105,6 +107,21 @@ def _classify(exc):
     return TransientApifyError(message)
 
 
+_TAG = contextvars.ContextVar("followsift_run_tag", default=None)
+
+
+class _TaggingHttpClient(ImpitHttpClient):
+    """apify-client's own transport, which appends the tag of the start being made (if any) to
+    the User-Agent: Apify keeps a run's User-Agent (`meta.userAgent`, also in the list of the
+    account's runs), so a run whose start was never recorded can be found and named."""
+
+    def send_request(self, *, headers, **kwargs):
+        tag = _TAG.get()
+        if tag:
+            headers = {**headers, "User-Agent": f"{headers.get('User-Agent', 'ApifyClient')}; {tag}"}
+        return super().send_request(headers=headers, **kwargs)
+
+
 class Scraper:
     """One per worker process: an apify-client configured from `Settings`."""
 
@@ -112,29 +129,38 @@ class Scraper:
         self.actor_id = settings.apify_actor_id
         self.run_timeout = timedelta(seconds=settings.apify_run_timeout_seconds)
         self.memory_mbytes = settings.apify_memory_mbytes
-        self.client = ApifyClient(
-            token=settings.apify_token or None,
-            api_url=settings.apify_api_url,
-            max_retries=settings.apify_http_retries,
-            min_delay_between_retries=timedelta(milliseconds=settings.apify_http_retry_delay_ms),
-        )
+        token = settings.apify_token or None
+        self.client = ApifyClient.with_custom_http_client(token, api_url=settings.apify_api_url, http_client=(
+            _TaggingHttpClient(token=token, max_retries=settings.apify_http_retries,
+                               min_delay_between_retries=timedelta(milliseconds=settings.apify_http_retry_delay_ms))))
 
-    def start_run(self, run_input, max_items, max_charge_usd=None, webhook=None):
+    def start_run(self, run_input, max_items, max_charge_usd=None, webhook=None, tag=None):
         """Start the actor on `run_input` (see utils/actors.py), charging for at most `max_items`
-        results and `max_charge_usd`, with an ad-hoc webhook (url, headers) when the run ends;
-        returns the run id."""
+        results and `max_charge_usd`, with an ad-hoc webhook (url, headers) when the run ends and
+        `tag` at the end of its User-Agent; returns the run id."""
         webhooks = webhook and [{"event_types": WEBHOOK_EVENTS, "request_url": webhook[0],
                                  "payload_template": WEBHOOK_PAYLOAD, "headers_template": json.dumps(webhook[1])}]
-        with apify_errors("start_run"):
-            run = self.client.actor(self.actor_id).start(
-                run_input=run_input,
-                max_items=max_items,
-                max_total_charge_usd=None if max_charge_usd is None else Decimal(str(round(max_charge_usd, 6))),
-                run_timeout=self.run_timeout,
-                memory_mbytes=self.memory_mbytes,
-                webhooks=webhooks or None,
-            )
+        tagged = _TAG.set(tag)
+        try:
+            with apify_errors("start_run"):
+                run = self.client.actor(self.actor_id).start(
+                    run_input=run_input,
+                    max_items=max_items,
+                    max_total_charge_usd=None if max_charge_usd is None else Decimal(str(round(max_charge_usd, 6))),
+                    run_timeout=self.run_timeout,
+                    memory_mbytes=self.memory_mbytes,
+                    webhooks=webhooks or None,
+                )
+        finally:
+            _TAG.reset(tagged)
         return run.id
+
+    def runs_since(self, since):
+        """[(run id, its User-Agent)] of the account's runs started since `since` (one call of
+        the newest 1,000)."""
+        with apify_errors("list_runs"):
+            page = self.client.runs().list(desc=True, limit=1000, started_after=since)
+        return [(run.id, run.meta.user_agent or "") for run in page.items if run.started_at >= since]
 
     def run_state(self, run_id):
         """The run's `RunState`, or None when Apify does not know it."""
@@ -162,8 +188,15 @@ class Scraper:
                 "memory_used_gb": float(limits.current.actor_memory_gbytes)}
 
     def abort_run(self, run_id):
+        """Abort the run; its status afterwards (ABORTING, or how it had ended already), or None
+        when Apify does not know it."""
         with apify_errors("abort_run"):
-            self.client.run(run_id).abort()
+            try:
+                return self.client.run(run_id).abort().status
+            except ApifyApiError as exc:
+                if exc.status_code == 404:
+                    return None
+                raise
 
     def read_page(self, dataset_id, offset, limit):
         """The dataset's items from `offset` (counted in rows scanned, as Apify pages)."""

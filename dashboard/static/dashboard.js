@@ -271,7 +271,8 @@ async function loadAccounts() {
     api(`/api/jobs/${jobId}/overlap?top=6`)]);
   if (jobId !== state.selected) return;
   $("account-rows").replaceChildren(...page.accounts.map((a) => row([
-    a.account, el("span", a.status, `status ${a.status}`), number(a.requested), number(a.scraped), number(a.kept),
+    a.account, el("span", a.cut_by ? `cut: ${a.cut_by}` : a.status, `status ${a.status}`), number(a.requested),
+    number(a.scraped), number(a.kept),
     `${number(a.gender_breakdown.female)} / ${number(a.gender_breakdown.male)}`, a.reason || "",
   ])));
   const shared = new Map(overlap.shared.map((p) => [`${p.a} ${p.b}`, p.shared]));

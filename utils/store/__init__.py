@@ -1,18 +1,29 @@
 """Storage by aggregate, on Postgres (production) or SQLite (the embedded default).
 
-    schema     the tables and the JobStatus / BatchStatus enums
-    keys       api_keys: create, revoke, authenticate
-    jobs       scrape_jobs: create, find (always within a tenant), list, stop, delete
-    batches    scrape_batches: claims and leases, runs, budgets, ending a batch into its job
+Each lifecycle has one home, the only module that writes its status and counters, with its
+transitions listed as a table in its docstring:
+
+    jobs       scrape_jobs: a job's status and counters
+    batches    scrape_batches: one unit of a job's work (a run at Apify, or stored lists to
+               serve), its claims and leases; and the fault policy
+    accounts   scrape_accounts: per input account of a job, its counts, how its list ended, its token
+    lists      follower_lists, list_pages: what a scrape of one account returned, reused across jobs
+    ledger     apify_runs, spend_ledger: every run a batch may have started, and what it cost
+
+The steps that move more than one of them at once (a chunk stored: the batch's tally, the job's
+results and counters, the accounts, the lists) are transactions in `work`, which takes locks in
+the order `locks` sets down. The rest:
+
+    schema     the tables and the status enums
+    keys       api_keys: create, revoke, authenticate, spending limits
     results    scrape_results: the write path (COPY) and result pages
-    accounts   scrape_accounts: per input account, counts and how its list ended
-    lists      follower_lists, list_pages: what a scrape of an account returned, reused across jobs
     capacity   apify_capacity: the governor that keeps the Apify account at (not over) its limit
     callbacks  the job-end callback columns of scrape_jobs: who sends it, once
+    cursors    opaque page cursors
 
-This module builds the engine and applies `migrations/`. Postgres is the source of truth
-for job state: every state change is a conditional UPDATE, so a redelivered or duplicated
-Celery message can never move a job or batch twice.
+This module builds the engine and applies `migrations/`. Postgres is the source of truth:
+every state change is a conditional UPDATE, so a redelivered or duplicated Celery message can
+never move a job or a batch twice.
 """
 from pathlib import Path
 
@@ -20,8 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from utils.store import (accounts, batches, callbacks, capacity, cursors, jobs, keys, lists,  # noqa: F401
-                         results, schema)
+from utils.store import (accounts, batches, callbacks, capacity, cursors, jobs, keys, ledger, lists,  # noqa: F401
+                         locks, results, schema, work)
 from utils.store.schema import utcnow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"

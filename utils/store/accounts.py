@@ -1,25 +1,51 @@
-"""Input accounts (table scrape_accounts): per account of a job, what was asked, scraped and
-kept, its followers' genders, and how its list ended, with the actor's continuation token
-while it goes on. Counts move in the same transaction as the chunk they count
-(`store.batches.store_chunk`), so they are exact under retries and redeliveries."""
+"""The account lifecycle (table scrape_accounts): per input account of a job, what was asked,
+scraped and kept, its followers' genders, how its list ended and the actor's token to go on
+from. The only module that writes an account's status and counters.
+
+    from     to                          transition   trigger                                  fenced by
+    -        pending                     insert       the job is created                       -
+    pending  (counters, token)           add_chunk    a chunk of its followers was stored      the batch's lease
+    pending  pending (next token)        close_run    its run's pages are stored; it goes on   the batch's lease
+    pending  complete | exhausted |      close_run    its run's pages are stored; it ended     the batch's lease
+             private | not_found | cut
+    pending  complete | as its list      close_served it was served from a stored list         the batch's lease
+    pending  cut                         cut          its batch failed, its job stopped,       the batch's end /
+                                                      the budget left no run for it            the stop
+    pending  pending (another batch)     reassign     the list it waited for was cut or went   the batch's lease
+
+A token is replaced only by `close_run`, once the run that used it succeeded and its pages are
+stored (or by a cursor row stored with the pages before it): a failed run leaves it, so a retry
+goes on from there and pays for no page twice. Counts move in the same transaction as the chunk
+they count, so they are exact under retries and redeliveries; `kept` counts the job's result rows
+that list the account.
+"""
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from utils.store import cursors
-from utils.store.schema import AccountStatus as A, accounts, results
+from utils.store.schema import CutBy, ListStatus as S, accounts, follower_lists, results
 
 a = accounts.c
-MAX_RUNS_PER_ACCOUNT = 100  # a list continued this often is given up as capped
-_FINAL = a.status != A.PENDING
-
-
+MAX_RUNS_PER_ACCOUNT = 100  # a list continued this often is cut as capped
+_FINAL = a.status != S.PENDING
 _NEW = ("job_id", "account", "batch_index", "requested", "list_id", "reused")
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How an account's list ended."""
+
+    status: str
+    cut_by: str | None = None
+    reason: str | None = None
+
+
+# -- transitions -----------------------------------------------------------------------------------
+
 def insert(conn, job_id, account_batches, per_account_limit, lists, reused):
     """A new job's rows: one per account, in its batch, reading its list (`lists` {account:
-    list_id}; `reused` those another job scraped). By COPY on Postgres: a job may have 100,000."""
+    list_id}; `reused` those another job scrapes). By COPY on Postgres: a job may have 100,000."""
     rows = [(job_id, account, index, per_account_limit, lists[account], account in reused)
             for index, batch in enumerate(account_batches) for account in batch]
     if conn.dialect.name != "postgresql":
@@ -31,106 +57,143 @@ def insert(conn, job_id, account_batches, per_account_limit, lists, reused):
             copy.write_row(row)
 
 
-def next_run(conn, job_id, batch_index):
-    """(accounts, continuation) for the batch's next run: an account whose list goes on, alone
-    with its token; else the batch's accounts not ended yet."""
-    pending = conn.execute(
-        sa.select(a.account, a.continuation).where(a.job_id == job_id, a.batch_index == batch_index,
-                                                   a.status == A.PENDING).order_by(a.account)
-    ).all()
-    going_on = [row for row in pending if row.continuation]
-    if going_on:
-        return [going_on[0].account], going_on[0].continuation
-    return [row.account for row in pending], None
-
-
-def start_run(conn, job_id, run_accounts):
-    """A run of these accounts started: the token it started from is spent."""
-    conn.execute(accounts.update().where(a.job_id == job_id, a.account.in_(run_accounts)).values(continuation=None))
-
-
-def add_chunk(conn, job_id, counts, errors, cursors_seen):
-    """Add a chunk's per-account counts ({account: Tally-like with kept}), note the error rows'
-    statuses (an account's first reason stands) and the cursors the actor emitted."""
-    if counts:
+def add_chunk(conn, job_id, tallies, kept, errors, cursors_seen):
+    """Add a chunk's per-account counts ({account: Tally}) and new result rows ({account: n}),
+    note what its error rows say (an account's first ending stands) and the cursors it carried."""
+    if tallies:
         conn.execute(
             accounts.update().where(a.job_id == job_id, a.account == sa.bindparam("acct")).values(
                 scraped=a.scraped + sa.bindparam("s"), kept=a.kept + sa.bindparam("k"),
                 male_count=a.male_count + sa.bindparam("m"), female_count=a.female_count + sa.bindparam("f"),
                 unknown_count=a.unknown_count + sa.bindparam("u")),
-            [{"acct": acct, "s": c.scraped, "k": c.kept, "m": c.male, "f": c.female, "u": c.unknown}
-             for acct, c in counts.items()])
+            [{"acct": acct, "s": c.scraped, "k": kept.get(acct, 0), "m": c.male, "f": c.female, "u": c.unknown}
+             for acct, c in tallies.items()])
     for error in errors:
-        conn.execute(accounts.update().where(a.job_id == job_id, a.account == error.account,
-                                             a.status == A.PENDING)
-                     .values(status=error.status, reason=error.reason))
+        _end(conn, job_id, error.account, Ending(error.status, error.cut_by, error.reason))
     for account, cursor in cursors_seen.items():
-        conn.execute(accounts.update().where(a.job_id == job_id, a.account == account).values(continuation=cursor))
+        conn.execute(accounts.update().where(a.job_id == job_id, a.account == account, a.status == S.PENDING)
+                     .values(continuation=cursor))
 
 
-def close_run(conn, job_id, batch_index, run_accounts, *, tokens, quota, items, run_cap, run_error=None):
-    """Say how each account of a finished run ended; returns True when a list of the batch goes
-    on (the batch needs another run). `tokens` {account: token} from the OUTPUT record or cursor
-    rows, `quota` the OUTPUT record's limit message, `items` the rows the run delivered."""
-    for row in conn.execute(sa.select(accounts).where(a.job_id == job_id, a.account.in_(run_accounts))).mappings():
-        if row["status"] != A.PENDING:
-            continue
-        token = tokens.get(row["account"]) or row["continuation"]  # OUTPUT's token, else the last cursor row
-        status, reason, token = _ending(row, token, quota, items, run_cap, run_error)
+def close_run(conn, job_id, batch_index, run_accounts, *, tokens, quota, items, run_cap, budget_cut):
+    """Say how each account of a run whose pages are all stored ended; True when a list of the
+    batch goes on (the batch needs another run). `tokens` {account: token} from the OUTPUT record
+    (else the last cursor row stored stands), `quota` the OUTPUT record's limit message, `items`
+    the rows the run delivered, `budget_cut` whether the run stopped at its charge or item cap."""
+    rows = conn.execute(sa.select(accounts).where(a.job_id == job_id, a.account.in_(run_accounts),
+                                                  a.status == S.PENDING)).mappings().all()
+    for row in rows:
+        token = tokens.get(row["account"]) or row["continuation"]
+        ending, token = _after_run(row, token, quota, items, run_cap, budget_cut)
         conn.execute(accounts.update().where(a.job_id == job_id, a.account == row["account"]).values(
-            status=status, reason=reason, continuation=token, runs=a.runs + 1))
+            status=ending.status, cut_by=ending.cut_by, reason=ending.reason, continuation=token, runs=a.runs + 1))
     return bool(conn.execute(sa.select(sa.func.count()).where(
-        a.job_id == job_id, a.batch_index == batch_index, a.status == A.PENDING)).scalar())
+        a.job_id == job_id, a.batch_index == batch_index, a.status == S.PENDING)).scalar())
 
 
-def _ending(row, token, quota, items, run_cap, run_error):
-    """(status, reason, continuation) of one account after a run."""
-    if run_error:
-        return A.FAILED, run_error, None
+def _after_run(row, token, quota, items, run_cap, budget_cut):
+    """(Ending, the token to go on from) of one account after a run, from facts alone."""
+    got = dict(row, runs=row["runs"] + 1)
     if row["scraped"] >= row["requested"]:
-        return A.COMPLETE, None, None
+        return Ending(S.COMPLETE), None
     if quota:
-        return A.QUOTA, quota, token
+        return Ending(S.CUT, CutBy.QUOTA, quota), None
+    if budget_cut:
+        return Ending(S.CUT, CutBy.BUDGET, f"{_counts(got)}: the run stopped at the job's budget"), None
     if items == 0:
-        return A.QUOTA, "the run succeeded with no items, where followers were expected (a spent quota?)", None
-    if token and row["runs"] + 1 < MAX_RUNS_PER_ACCOUNT:
-        return A.PENDING, None, token
+        return Ending(S.CUT, CutBy.QUOTA, "the run succeeded with no items, where followers were expected "
+                                          "(a spent quota?)"), None
+    if token and got["runs"] < MAX_RUNS_PER_ACCOUNT:
+        return Ending(S.PENDING), token
     if token or (run_cap and row["scraped"] and row["scraped"] % run_cap == 0):  # stopped right at the cap
-        return A.CAPPED, _capped(row), None
-    return A.SHORT, _short(row), None
+        return Ending(S.CUT, CutBy.RUN_CAP, f"{_counts(got)}: the actor stopped at its per-run cap"), None
+    return Ending(S.EXHAUSTED, None, f"{_counts(got)}: the actor says there are no more"), None
 
 
-def _capped(row):
-    return f"the actor stopped at its per-run cap after {row['scraped']} of {row['requested']}"
+def _counts(row):
+    return f"{row['scraped']} of {row['requested']}"
 
 
-def _short(row):
-    return f"{row['scraped']} of {row['requested']}: the actor says there are no more"
-
-
-def close_served(conn, job_id, account, list_status, list_reason):
-    """An account served from a stored list got all the list had for it: complete when that
-    was as many as asked, else as the list ended (short, capped, private, not found)."""
+def close_served(conn, job_id, account, listed):
+    """An account served from a stored list got what it could: complete when that was as many
+    as asked, else as the list ended (`listed`: its status, cut_by and reason)."""
     row = conn.execute(sa.select(a.scraped, a.requested).where(a.job_id == job_id, a.account == account,
-                                                             a.status == A.PENDING)).mappings().first()
+                                                               a.status == S.PENDING)).mappings().first()
     if row is None:
         return
     if row["scraped"] >= row["requested"]:
-        status, reason = A.COMPLETE, None
-    elif list_status == A.CAPPED:
-        status, reason = A.CAPPED, _capped(row)
-    elif list_status in (A.PRIVATE, A.NOT_FOUND):
-        status, reason = list_status, list_reason
+        ending = Ending(S.COMPLETE)
+    elif listed.list_status == S.EXHAUSTED:
+        ending = Ending(S.EXHAUSTED, None, f"{_counts(row)}: the actor says there are no more")
     else:
-        status, reason = A.SHORT, _short(row)
-    conn.execute(accounts.update().where(a.job_id == job_id, a.account == account, a.status == A.PENDING)
-                 .values(status=status, reason=reason))
+        ending = Ending(listed.list_status, listed.list_cut_by, listed.list_reason)
+    _end(conn, job_id, account, ending)
 
 
-def fail_pending(conn, job_id, batch_index, reason):
-    """A batch failed: its accounts not ended yet failed with it."""
-    conn.execute(accounts.update().where(a.job_id == job_id, a.batch_index == batch_index, a.status == A.PENDING)
-                 .values(status=A.FAILED, reason=reason))
+def cut(conn, job_id, cut_by, reason, batch_index=None, names=None):
+    """The job's accounts still pending (of one batch, or only `names`) are cut by `cut_by`."""
+    where = [a.job_id == job_id, a.status == S.PENDING]
+    if batch_index is not None:
+        where.append(a.batch_index == batch_index)
+    if names is not None:
+        where.append(a.account.in_(names))
+    conn.execute(accounts.update().where(*where).values(status=S.CUT, cut_by=cut_by, reason=reason, continuation=None))
+
+
+def _end(conn, job_id, account, ending):
+    conn.execute(accounts.update().where(a.job_id == job_id, a.account == account, a.status == S.PENDING)
+                 .values(status=ending.status, cut_by=ending.cut_by, reason=ending.reason, continuation=None))
+
+
+def reassign(conn, job_id, moves):
+    """Accounts the job scrapes itself after all: `moves` [(account, batch_index, list_id)]."""
+    conn.execute(accounts.update().where(a.job_id == job_id, a.account == sa.bindparam("n"))
+                 .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False),
+                 [{"n": name, "i": index, "lid": list_id} for name, index, list_id in moves])
+
+
+def lock(conn, job_id):
+    """Lock the job's accounts, in account order (before the lists they point at)."""
+    conn.execute(sa.select(a.account).where(a.job_id == job_id).order_by(a.account).with_for_update())
+
+
+def remove(conn, job_id):
+    conn.execute(accounts.delete().where(a.job_id == job_id))
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def next_run(conn, job_id, batch_index):
+    """(accounts, continuation, items still wanted) for the batch's next run: an account whose
+    list goes on, alone with its token; else the batch's accounts not ended yet."""
+    pending = conn.execute(
+        sa.select(a.account, a.continuation, a.requested - a.scraped)
+        .where(a.job_id == job_id, a.batch_index == batch_index, a.status == S.PENDING).order_by(a.account)
+    ).all()
+    going_on = [row for row in pending if row.continuation]
+    if going_on:
+        return [going_on[0].account], going_on[0].continuation, max(1, going_on[0][2])
+    return [row.account for row in pending], None, max(1, sum(max(0, row[2]) for row in pending))
+
+
+def own_lists(conn, job_id, names):
+    """{account: (list_id, scraped)} of these accounts whose lists the job's own runs fill,
+    locked (in account order) until the transaction ends."""
+    rows = conn.execute(sa.select(a.account, a.list_id, a.scraped).where(
+        a.job_id == job_id, a.account.in_(names), a.reused.is_(False), a.list_id.is_not(None))
+        .order_by(a.account).with_for_update()).all()
+    return {row.account: (row.list_id, row.scraped) for row in rows}
+
+
+def to_serve(conn, job_id, batch_index):
+    """The batch's accounts still to serve, with their list's state (None: the list is gone)."""
+    l = follower_lists.c
+    return conn.execute(
+        sa.select(a.account, a.list_id, a.scraped, a.requested, l.status.label("list_status"),
+                  l.cut_by.label("list_cut_by"), l.reason.label("list_reason"), l.scraped.label("list_scraped"))
+        .select_from(accounts.outerjoin(follower_lists, l.id == a.list_id))
+        .where(a.job_id == job_id, a.batch_index == batch_index, a.status == S.PENDING)
+        .order_by(a.account)).all()
 
 
 @dataclass
@@ -161,10 +224,11 @@ def summaries(engine, job_ids):
 
 
 def summary(conn, job_id):
-    """'3 private, 2 quota' for a job's ended accounts that brought nothing."""
-    rows = conn.execute(sa.select(a.status, sa.func.count()).where(a.job_id == job_id, _FINAL, a.scraped == 0)
-                        .group_by(a.status).order_by(a.status)).all()
-    return ", ".join(f"{count} {status}" for status, count in rows)
+    """'3 private, 2 cut by quota' for a job's ended accounts that brought nothing."""
+    rows = conn.execute(sa.select(a.status, a.cut_by, sa.func.count())
+                        .where(a.job_id == job_id, _FINAL, a.scraped == 0)
+                        .group_by(a.status, a.cut_by).order_by(a.status, a.cut_by)).all()
+    return ", ".join(f"{count} {status}" + (f" by {cut_by}" if cut_by else "") for status, cut_by, count in rows)
 
 
 def page(engine, job_id, limit, after=None):
@@ -183,8 +247,8 @@ def decode_cursor(cursor):
 
 
 def _public(row):
-    return {"account": row["account"], "status": row["status"], "reason": row["reason"], "reused": row["reused"],
-            "requested": row["requested"], "scraped": row["scraped"], "kept": row["kept"],
+    return {"account": row["account"], "status": row["status"], "cut_by": row["cut_by"], "reason": row["reason"],
+            "reused": row["reused"], "requested": row["requested"], "scraped": row["scraped"], "kept": row["kept"],
             "gender_breakdown": {"male": row["male_count"], "female": row["female_count"],
                                  "unknown": row["unknown_count"]}}
 

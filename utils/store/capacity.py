@@ -1,6 +1,7 @@
 """The Apify capacity governor (table apify_capacity, one row): how many runs may be in flight.
 
-Runs in flight are counted from scrape_batches (`IN_FLIGHT`) across every worker and dyno.
+Runs in flight are counted from apify_runs (`store.ledger.in_flight`: runs being started or
+running, whether or not a batch still wants them) across every worker and dyno.
 The cap they are held to is the smallest of what is known:
 
 - `APIFY_MAX_CONCURRENT_RUNS`, and `APIFY_MEMORY_LIMIT_MB` / `APIFY_MEMORY_MBYTES`, when set;
@@ -19,7 +20,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from utils.store.schema import IN_FLIGHT, apify_capacity, batches, utcnow
+from utils.store import ledger
+from utils.store.schema import apify_capacity, utcnow
 
 _ROW = apify_capacity.c.id == 1
 
@@ -56,18 +58,14 @@ def lock(conn, settings):
     row = conn.execute(
         apify_capacity.update().where(_ROW).values(updated_at=now).returning(*apify_capacity.c)
     ).first()
-    return Capacity(_count_in_flight(conn), effective_cap(row, settings, now))
-
-
-def _count_in_flight(conn):
-    return conn.execute(sa.select(sa.func.count()).where(batches.c.status.in_(IN_FLIGHT))).scalar()
+    return Capacity(ledger.in_flight(conn), effective_cap(row, settings, now))
 
 
 def snapshot(engine, settings):
     """The `Capacity` now, without the lock (for metrics and the job status)."""
     with engine.connect() as conn:
         row = conn.execute(apify_capacity.select().where(_ROW)).first()
-        return Capacity(_count_in_flight(conn), effective_cap(row, settings, utcnow()))
+        return Capacity(ledger.in_flight(conn), effective_cap(row, settings, utcnow()))
 
 
 def lower(engine, settings, in_flight):
@@ -100,3 +98,19 @@ def limits_due(engine, settings):
     with engine.connect() as conn:
         checked = conn.execute(sa.select(apify_capacity.c.limits_checked_at).where(_ROW)).scalar()
     return checked is None or checked < utcnow() - timedelta(seconds=settings.apify_limits_refresh_seconds)
+
+
+def sweep_since(engine, settings):
+    """When the account's run list was last swept for runs of ours nobody recorded, if a sweep
+    is due (every APIFY_ORPHAN_SWEEP_SECONDS; a day back the first time), else None."""
+    now = utcnow()
+    with engine.connect() as conn:
+        swept = conn.execute(sa.select(apify_capacity.c.runs_swept_at).where(_ROW)).scalar()
+    if swept is not None and swept > now - timedelta(seconds=settings.apify_orphan_sweep_seconds):
+        return None
+    return swept or now - timedelta(days=1)
+
+
+def swept(engine, at):
+    with engine.begin() as conn:
+        conn.execute(apify_capacity.update().where(_ROW).values(runs_swept_at=at))

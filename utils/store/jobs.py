@@ -1,17 +1,30 @@
-"""Jobs (table scrape_jobs): create with their batches, find within a tenant, list, stop, delete.
+"""The job lifecycle (table scrape_jobs): the only module that writes a job's status and counters.
 
-Every lookup takes its tenant: an API key id, or `ALL_KEYS` said out loud by operator
-commands and the worker, which act on any job.
+    from               to                     transition   trigger                               fenced by
+    -                  queued                 insert       POST /api/scrape-followers            the key's row (`store.work`)
+    queued             processing             begin        its first batch is claimed            status = queued
+    queued|processing  (counters)             add_kept     a chunk stored new profiles           the batch's lease
+                                              roll         a batch ended: its tally              the batch's end (once)
+                                              grow         accounts to scrape after all          the batch's lease
+                                              add_cost     a run of the job was charged          the run's charge (once)
+                                              flag_budget  the budget stopped a run              -
+    queued|processing  completed | failed     roll         its last batch ended                  batches_done = total
+    queued|processing  cancelled | failed     stop         cancel, or Apify refused for good     status is active
+    any                (gone)                 remove       DELETE, or past RESULTS_TTL_DAYS      -
+
+Every transition takes a connection: it is one step of a transaction in `store.work`, which
+takes the locks in `store.locks` order. Every lookup takes its tenant: an API key id, or
+`ALL_KEYS` said out loud by operator commands and the worker, which act on any job.
 """
 import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from utils.store import accounts as store_accounts, batches as store_batches, cursors, lists as store_lists
-from utils.store.schema import (ACTIVE_JOB_STATUSES, IN_FLIGHT, UNHELD, BatchSource, BatchStatus, JobStatus, batches,
-                                jobs, results, utcnow)
-from utils.store.schema import accounts as account_table
+from utils.store import cursors
+from utils.store.schema import ACTIVE_JOB_STATUSES, JobStatus, jobs, utcnow
+
+j = jobs.c
 
 
 class _AllKeys:
@@ -27,39 +40,110 @@ def _scoped(query, api_key_id):
         return query
     if not isinstance(api_key_id, int):
         raise TypeError(f"a tenant is an API key id or ALL_KEYS, not {api_key_id!r}")
-    return query.where(jobs.c.api_key_id == api_key_id)
+    return query.where(j.api_key_id == api_key_id)
 
 
-def create_job(engine, *, api_key_id, accounts, target_gender, min_confidence, total_scrape_count,
-               per_account_limit, batch_size, actor_id, max_age_days=0, max_cost_usd=None, callback_url=None):
-    """Write the job, its accounts and its batches of `batch_size` accounts, in one transaction.
+# -- transitions ---------------------------------------------------------------------------------
 
-    Each account reads one follower list (`store.lists`): one stored or being scraped for
-    another job, if `store.lists.plan` finds one no older than `max_age_days` (those accounts
-    go in batches of lists), else a new one the job's runs fill (in batches of runs).
-    Returns (job_id, total batches, the `store.lists.Plan`).
-    """
-    job_id = str(uuid.uuid4())
+def insert(conn, *, api_key_id, target_gender, min_confidence, accounts_count, per_account_limit,
+           total_scrape_count, total_batches, max_cost_usd=None, callback_url=None):
+    """A new job, queued; returns its id."""
+    job_id, now = str(uuid.uuid4()), utcnow()
+    conn.execute(jobs.insert().values(
+        job_id=job_id, api_key_id=api_key_id, status=JobStatus.QUEUED, target_gender=target_gender,
+        min_confidence=min_confidence, accounts_count=accounts_count, per_account_limit=per_account_limit,
+        total_scrape_count=total_scrape_count, total_batches=total_batches, max_cost_usd=max_cost_usd,
+        callback_url=callback_url, created_at=now, updated_at=now))
+    return job_id
+
+
+def begin(conn, job_id):
+    """queued -> processing; returns what a task needs of the job to work on one of its batches
+    (target_gender, min_confidence, per_account_limit, max_cost_usd, api_key_id)."""
+    status = sa.case((j.status == JobStatus.QUEUED, JobStatus.PROCESSING), else_=j.status)
+    return conn.execute(jobs.update().where(j.job_id == job_id).values(status=status, updated_at=utcnow())
+                        .returning(j.target_gender, j.min_confidence, j.per_account_limit, j.max_cost_usd,
+                                   j.api_key_id)).first()
+
+
+def add_kept(conn, job_id, count):
+    if count:
+        conn.execute(jobs.update().where(j.job_id == job_id)
+                     .values(profiles_kept=j.profiles_kept + count, updated_at=utcnow()))
+
+
+def roll(conn, job_id, tally, failed, error_message, why_empty):
+    """A batch of the job ended with `tally` (scraped, male, female, unknown): count it; the
+    last batch ends an active job, failed when every batch failed. `why_empty()` says why, for
+    a job that found nobody. Returns the job's status afterwards."""
     now = utcnow()
-    with engine.begin() as conn:
-        if max_age_days > 0:
-            store_lists.lock_planning(conn)
-        found = store_lists.plan(conn, accounts, per_account_limit, actor_id, max_age_days)
-        scraped = store_batches.group(found.scrape, batch_size)
-        served = store_batches.group(list(found.reused), batch_size)
-        conn.execute(jobs.insert().values(
-            job_id=job_id, api_key_id=api_key_id, status=JobStatus.QUEUED, target_gender=target_gender,
-            min_confidence=min_confidence,
-            accounts_count=len(accounts), per_account_limit=per_account_limit,
-            total_scrape_count=total_scrape_count, total_batches=len(scraped) + len(served),
-            max_cost_usd=max_cost_usd, callback_url=callback_url, created_at=now, updated_at=now,
-        ))
-        store_batches.insert(conn, job_id, 0, BatchSource.APIFY, scraped)
-        store_batches.insert(conn, job_id, len(scraped), BatchSource.LISTS, served)
-        lists = {**store_lists.create(conn, job_id, api_key_id, found.scrape, per_account_limit, actor_id),
-                 **found.reused}
-        store_accounts.insert(conn, job_id, scraped + served, per_account_limit, lists, found.reused)
-    return job_id, len(scraped) + len(served), found
+    job = conn.execute(jobs.update().where(j.job_id == job_id).values(
+        batches_done=j.batches_done + 1, batches_failed=j.batches_failed + int(failed),
+        profiles_scraped=j.profiles_scraped + tally.scraped, male_count=j.male_count + tally.male,
+        female_count=j.female_count + tally.female, unknown_count=j.unknown_count + tally.unknown, updated_at=now,
+    ).returning(j.status, j.batches_done, j.batches_failed, j.total_batches, j.profiles_scraped)).first()
+    if job.batches_done < job.total_batches or job.status not in ACTIVE_JOB_STATUSES:
+        return job.status
+    status = JobStatus.FAILED if job.batches_failed == job.total_batches else JobStatus.COMPLETED
+    message = error_message if status == JobStatus.FAILED else None
+    if status == JobStatus.COMPLETED and job.profiles_scraped == 0:
+        message = f"No followers came back: {why_empty() or 'every account was empty'}."
+    conn.execute(jobs.update().where(j.job_id == job_id).values(status=status, completed_at=now,
+                                                                error_message=message))
+    return status
+
+
+def grow(conn, job_id, batches):
+    """The job has `batches` more batches (accounts it scrapes after all); returns
+    (total_batches, api_key_id) afterwards."""
+    return conn.execute(jobs.update().where(j.job_id == job_id).values(total_batches=j.total_batches + batches)
+                        .returning(j.total_batches, j.api_key_id)).first()
+
+
+def add_cost(conn, job_id, usd):
+    """A run of the job was charged `usd` (or its charge corrected by it); nothing for a job
+    that was deleted."""
+    if usd:
+        conn.execute(jobs.update().where(j.job_id == job_id).values(cost_usd=j.cost_usd + usd))
+
+
+def flag_budget(conn, job_id):
+    conn.execute(jobs.update().where(j.job_id == job_id, j.budget_exhausted.is_(False))
+                 .values(budget_exhausted=True))
+
+
+def stop(conn, job_id, status, message):
+    """An active job ends `status` (cancelled, or failed); False when it was not active."""
+    now = utcnow()
+    return bool(conn.execute(jobs.update().where(j.job_id == job_id, j.status.in_(ACTIVE_JOB_STATUSES)).values(
+        status=status, error_message=message, updated_at=now, completed_at=now)).rowcount)
+
+
+def remove(conn, job_id):
+    conn.execute(jobs.delete().where(j.job_id == job_id))
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def lock(conn, job_id):
+    """Lock the job's row for the rest of the transaction; its (status, api_key_id), or None."""
+    return conn.execute(sa.select(j.status, j.api_key_id).where(j.job_id == job_id).with_for_update()).first()
+
+
+def is_active(conn, job_id):
+    return bool(conn.execute(sa.select(sa.exists().where(j.job_id == job_id, j.status.in_(ACTIVE_JOB_STATUSES))))
+                .scalar())
+
+
+def age(conn, job_id):
+    """Seconds since the job was created."""
+    created = conn.execute(sa.select(j.created_at).where(j.job_id == job_id)).scalar()
+    return (utcnow() - created).total_seconds()
+
+
+def active(job_id_column):
+    """A condition: the job of `job_id_column` is active."""
+    return sa.exists().where(j.job_id == job_id_column, j.status.in_(ACTIVE_JOB_STATUSES))
 
 
 def get_job(engine, job_id, api_key_id):
@@ -67,7 +151,7 @@ def get_job(engine, job_id, api_key_id):
     if not cursors.is_uuid(job_id):
         return None
     with engine.connect() as conn:
-        row = conn.execute(_scoped(jobs.select().where(jobs.c.job_id == job_id), api_key_id)).mappings().first()
+        row = conn.execute(_scoped(jobs.select().where(j.job_id == job_id), api_key_id)).mappings().first()
     return dict(row) if row else None
 
 
@@ -76,7 +160,6 @@ def list_jobs(engine, api_key_id, limit, *, before=None):
 
     `before` is a decoded job cursor; next_cursor is None on the last page.
     """
-    j = jobs.c
     query = _scoped(jobs.select().order_by(j.created_at.desc(), j.job_id.desc()).limit(limit + 1), api_key_id)
     if before is not None:
         created_at, job_id = before
@@ -103,66 +186,20 @@ def decode_job_cursor(cursor):
         raise ValueError("malformed cursor") from None
 
 
-def delete_job(engine, job_id):
-    """Delete the job, its batches and its results; returns the Apify runs still going."""
-    with engine.begin() as conn:
-        store_lists.abandon(conn, job_id, "the job scraping it was deleted")
-        conn.execute(results.delete().where(results.c.job_id == job_id))
-        conn.execute(account_table.delete().where(account_table.c.job_id == job_id))
-        # What the DELETE itself removed: a run recorded meanwhile cannot slip between a look and the delete.
-        gone = conn.execute(batches.delete().where(batches.c.job_id == job_id)
-                            .returning(batches.c.status, batches.c.apify_run_id)).all()
-        conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
-    return [run_id for status, run_id in gone if status in IN_FLIGHT and run_id]
-
-
 def job_ids_of(engine, api_key_id):
     """Every job id of the tenant."""
     with engine.connect() as conn:
-        return conn.execute(_scoped(sa.select(jobs.c.job_id), api_key_id)).scalars().all()
+        return conn.execute(_scoped(sa.select(j.job_id), api_key_id)).scalars().all()
 
 
 def expired_job_ids(engine, older_than):
     with engine.connect() as conn:
-        return conn.execute(sa.select(jobs.c.job_id).where(jobs.c.created_at < older_than)).scalars().all()
+        return conn.execute(sa.select(j.job_id).where(j.created_at < older_than)).scalars().all()
 
 
-def fail_job(engine, job_id, message):
-    """End an active job as failed (see `stop_job`)."""
-    return stop_job(engine, job_id, JobStatus.FAILED, message)
-
-
-def cancel_job(engine, job_id):
-    return stop_job(engine, job_id, JobStatus.CANCELLED, "Cancelled on request.")
-
-
-def stop_job(engine, job_id, status, message):
-    """End an active job with `status`: batches not held by a task are cancelled (queued ones
-    never start). Returns the Apify runs still going, to abort, or None when the job was not
-    active. A task holding a batch notices at its next step and lets go of it.
-    """
-    now = utcnow()
-    with engine.begin() as conn:
-        # Batch rows before the job row: the lock order claims and end_batch use. The runs to
-        # abort are those this UPDATE cancelled, so a run recorded meanwhile is not missed.
-        unheld = sa.and_(batches.c.job_id == job_id,
-                         sa.exists().where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES)))
-        running = conn.execute(
-            batches.update().where(unheld, batches.c.status == BatchStatus.RUNNING)
-            .values(status=BatchStatus.CANCELLED, finished_at=now).returning(batches.c.apify_run_id)
-        ).scalars().all()
-        conn.execute(batches.update().where(unheld, batches.c.status.in_(UNHELD))
-                     .values(status=BatchStatus.CANCELLED, finished_at=now))
-        stopped = conn.execute(
-            jobs.update()
-            .where(jobs.c.job_id == job_id, jobs.c.status.in_(ACTIVE_JOB_STATUSES))
-            .values(status=status, error_message=message, updated_at=now, completed_at=now)
-        ).rowcount
-        if stopped:
-            store_lists.abandon(conn, job_id, f"the job scraping it ended {status}")
-    return running if stopped else None
-
-
-def mark_budget_exhausted(engine, job_id):
-    with engine.begin() as conn:
-        conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(budget_exhausted=True))
+def reserved(conn, api_key_id):
+    """What the key's active jobs may still spend: each one's budget less what it was charged."""
+    left = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
+    return float(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(left(j.max_cost_usd - j.cost_usd, 0)), 0))
+                              .where(j.api_key_id == api_key_id, j.status.in_(ACTIVE_JOB_STATUSES),
+                                     j.max_cost_usd.is_not(None))).scalar())

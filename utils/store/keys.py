@@ -4,7 +4,7 @@ import secrets
 
 import sqlalchemy as sa
 
-from utils.store.schema import ACTIVE_JOB_STATUSES, api_keys, jobs, utcnow
+from utils.store.schema import api_keys, utcnow
 
 
 def _hash_key(key):
@@ -63,15 +63,9 @@ def set_spending_limits(engine, name, **limits):
                                  .values(**limits)).rowcount)
 
 
-def month_spend(engine, key_id, since):
-    """What the key's jobs created since `since` may spend: the budget of each still active (it may
-    yet be spent) and the cost of each ended."""
-    j = jobs.c
-    reserved = sa.case((j.status.in_(ACTIVE_JOB_STATUSES), sa.func.coalesce(j.max_cost_usd, j.cost_usd)),
-                       else_=j.cost_usd)
-    with engine.connect() as conn:
-        return float(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(reserved), 0))
-                                  .where(j.api_key_id == key_id, j.created_at >= since)).scalar())
+def lock(conn, key_id):
+    """Lock the key's row for the rest of the transaction (what creating its jobs takes first)."""
+    conn.execute(sa.select(api_keys.c.id).where(api_keys.c.id == key_id).with_for_update())
 
 
 def is_live(engine, key_id):

@@ -1,58 +1,56 @@
 """Results (table scrape_results): the write path and result pages.
 
-Writes are idempotent: a chunk inserts the profiles that are new to the job, adds the
-source account to the ones already there, and adds the number of new rows to the job's
-`profiles_kept`, all in one transaction. Since only rows really inserted are counted, a
-retried or redelivered batch that writes the same followers again adds nothing, and the
-job's counter always equals its number of result rows.
+Writes are idempotent: a chunk inserts the profiles that are new to the job and adds the
+source account to the ones already there, and says how many rows it inserted and, per source
+account, how many rows list it that did not before. The job's `profiles_kept` and each
+account's `kept` move by those figures in the same transaction (`store.work.store_chunk`), so
+a retried or redelivered batch that writes the same followers again adds nothing, and the
+counters always equal the rows.
 
 On Postgres the new rows go in by COPY (see `_copy_new`): a multi-row `INSERT ... ON
 CONFLICT` of 1,000 rows x 11 parameters costs more in client-side parameter handling and
 speculative insertion than the database spends storing the rows (bench/write_path.py).
 SQLite, and Postgres when batches race for the same follower, take the multi-row insert.
 """
+from collections import Counter, defaultdict
+
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from utils import metrics
-from utils.store import cursors
-from utils.store.schema import jobs, results, utcnow
+from utils.store import cursors, jobs
+from utils.store.schema import results, utcnow
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 RESULT_COLUMNS = ("profile_id", "username", "full_name", "gender", "gender_confidence",
                   "is_private", "is_verified", "profile_pic_url", "source_accounts")
 
+
 def write_profiles(engine, job_id, rows):
-    """`write_rows` in a transaction of its own."""
+    """`write_rows` in a transaction of its own, counted into the job (for tests and benchmarks
+    that fill a job's results without a scrape)."""
     with engine.begin() as conn:
-        new = write_rows(conn, job_id, rows)
+        new, _ = write_rows(conn, job_id, rows)
+        jobs.add_kept(conn, job_id, new)
     metrics.profiles_kept(new)
     return new
 
 
 def write_rows(conn, job_id, rows):
-    """Upsert `rows` (dicts with a `sources` list) for the job; returns how many were new."""
+    """Store `rows` (dicts with a `sources` list) for the job; returns (how many profiles were
+    new, {account: rows that list it now and did not before})."""
     if not rows:
-        return 0
+        return 0, Counter()
     # In profile order: concurrent batches that share followers then lock the rows they
     # both touch in the same order, and cannot deadlock.
     rows = sorted(rows, key=lambda row: row["profile_id"])
-    now = utcnow()
     insert_new = _copy_new if conn.dialect.name == "postgresql" else _insert_new
-    new_ids = insert_new(conn, job_id, rows, now)
-    seen_before = [
-        {"pid": row["profile_id"], "src": source, "pattern": _contains_pattern(source)}
-        for row in rows if row["profile_id"] not in new_ids for source in row["sources"]
-    ]
-    if seen_before:
-        conn.execute(_ADD_SOURCE.where(results.c.job_id == job_id), seen_before)
-    if new_ids:
-        conn.execute(
-            jobs.update().where(jobs.c.job_id == job_id)
-            .values(profiles_kept=jobs.c.profiles_kept + len(new_ids), updated_at=now)
-        )
-    return len(new_ids)
+    new_ids = insert_new(conn, job_id, rows, utcnow())
+    listed = Counter(source for row in rows if row["profile_id"] in new_ids for source in row["sources"])
+    listed.update(_add_sources(conn, job_id, [(row["profile_id"], source) for row in rows
+                                              if row["profile_id"] not in new_ids for source in row["sources"]]))
+    return len(new_ids), listed
 
 
 # What a row brings itself; the job id and the time are the chunk's. A follower list keeps the same.
@@ -103,16 +101,49 @@ _source = sa.bindparam("src", type_=sa.Text)
 _listed = (sa.literal(",") + results.c.source_accounts + ",").like(sa.bindparam("pattern"), escape="\\")
 _ADD_SOURCE = (
     results.update()
-    .where(results.c.profile_id == sa.bindparam("pid"), sa.not_(_listed))
+    .where(results.c.job_id == sa.bindparam("job"), results.c.profile_id == sa.bindparam("pid"), sa.not_(_listed))
     .values(source_accounts=sa.case(
         (results.c.source_accounts == "", _source),
         else_=results.c.source_accounts + "," + _source,
     ))
 )
+# The same for many profiles in one statement on Postgres, saying which sources it added.
+_ADD_SOURCES = sa.text(r"""
+    update scrape_results r
+    set source_accounts = case when r.source_accounts = '' then v.src else r.source_accounts || ',' || v.src end
+    from unnest(cast(:pids as text[]), cast(:srcs as text[])) as v (pid, src)
+    where r.job_id = :job and r.profile_id = v.pid
+      and (',' || r.source_accounts || ',') not like '%,' || replace(v.src, '_', '\_') || ',%' escape ''
+    returning v.src""")
+
+
+def _add_sources(conn, job_id, pairs):
+    """Add each (profile_id, source) to the stored profile that does not list it yet; returns
+    {source: profiles it was added to}."""
+    added = Counter()
+    if conn.dialect.name != "postgresql":
+        for pid, source in pairs:
+            added[source] += conn.execute(_ADD_SOURCE, {"job": job_id, "pid": pid, "src": source,
+                                                        "pattern": _contains_pattern(source)}).rowcount
+        return added
+    rounds = defaultdict(list)  # a profile once a statement: an UPDATE ... FROM changes a row once
+    seen = Counter()
+    for pid, source in pairs:
+        rounds[seen[pid]].append((pid, source))
+        seen[pid] += 1
+    for batch in rounds.values():
+        pids, sources = zip(*batch)
+        added.update(conn.execute(_ADD_SOURCES, {"job": str(job_id), "pids": list(pids),
+                                                 "srcs": list(sources)}).scalars())
+    return added
 
 
 def _contains_pattern(source):
     return "%," + source.replace("_", "\\_") + ",%"
+
+
+def remove(conn, job_id):
+    conn.execute(results.delete().where(results.c.job_id == job_id))
 
 
 def encode_cursor(last_id):

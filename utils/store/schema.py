@@ -1,9 +1,8 @@
-"""The tables, and the statuses a job and a batch go through.
+"""The tables, and the statuses of the lifecycles that run through them.
 
 One SQLAlchemy Core schema serves Postgres (production) and SQLite (the embedded default);
-the SQL that creates it lives in `migrations/`, one folder per dialect. Each table has one
-owning module in this package: `keys` (api_keys), `jobs` (scrape_jobs), `batches`
-(scrape_batches), `results` (scrape_results), `callbacks` (the callback columns of scrape_jobs).
+the SQL that creates it lives in `migrations/`, one folder per dialect. Each status and each
+counter has one module in this package that writes it (see the package's docstring).
 """
 import enum
 from datetime import datetime, timezone
@@ -20,12 +19,8 @@ class JobStatus(enum.StrEnum):
 
 
 class BatchStatus(enum.StrEnum):
-    """queued -> starting -> running -> finished -> storing -> succeeded | failed (or cancelled).
-
-    A task holds a batch (under a lease) only while `starting` (it asks Apify for a run) or
-    `storing` (it streams the run's dataset into Postgres); while `running` the batch waits at
-    Apify and no task holds it; `finished` means Apify said the run ended and it waits to be stored.
-    """
+    """queued -> starting -> running -> finished -> storing -> succeeded | failed (or cancelled);
+    see `store.batches` for every transition."""
 
     QUEUED = "queued"
     STARTING = "starting"
@@ -44,27 +39,49 @@ class BatchSource(enum.StrEnum):
     LISTS = "lists"  # follower lists already stored (or being scraped for another job)
 
 
-class AccountStatus(enum.StrEnum):
-    """How an input account's list ended (`pending` while it is being scraped)."""
+class ListStatus(enum.StrEnum):
+    """How a follower list ended, and with it the input account it was scraped for (`pending`
+    while it is being scraped). A list is what it is for a fact, never for a count alone."""
 
     PENDING = "pending"
     COMPLETE = "complete"  # as many followers as asked
-    SHORT = "short"  # fewer, and the actor says there are no more
-    CAPPED = "capped"  # the actor stopped at its per-run cap and cannot go on
-    PRIVATE = "private"
-    NOT_FOUND = "not_found"
+    EXHAUSTED = "exhausted"  # fewer, and the actor says there are no more: all there is
+    PRIVATE = "private"  # the actor says the account is private: nothing to list
+    NOT_FOUND = "not_found"  # the actor says there is no such account
+    CUT = "cut"  # fewer, and something other than the list's end stopped it (see CutBy)
+
+
+class CutBy(enum.StrEnum):
+    """What cut a list short."""
+
+    BUDGET = "budget"  # the job's maxCostUsd: the run hit its charge or item cap, or no run could start
+    CANCEL = "cancel"  # the job was cancelled
+    DELETION = "deletion"  # the job was deleted
+    FAILURE = "failure"  # its batch failed (Apify refused, runs failed past the retries)
     QUOTA = "quota"  # the actor's or Apify's allowance ran out
-    FAILED = "failed"
+    RUN_CAP = "run_cap"  # the actor stopped at its per-run cap and gave no token to go on
+
+
+class RunStatus(enum.StrEnum):
+    """An Apify run's life in apify_runs (see `store.ledger`)."""
+
+    STARTING = "starting"  # a batch was claimed to start it; its id is not known yet
+    RUNNING = "running"
+    ENDED = "ended"  # Apify says it ended; what it cost is not read yet
+    CHARGED = "charged"  # its usage is in the ledger (perhaps preliminary)
+    SETTLED = "settled"  # its final usage is in the ledger
+    VOID = "void"  # no run was started after all
 
 
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
 ENDED_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-# Batches holding one of the Apify account's runs: what the capacity governor counts.
-IN_FLIGHT = (BatchStatus.STARTING, BatchStatus.RUNNING)
-# Batches no task holds, waiting to start, at Apify or to be stored: what stopping a job cancels at once.
-UNHELD = (BatchStatus.QUEUED, BatchStatus.RUNNING, BatchStatus.FINISHED)
+# Batches a task holds under a lease.
+HELD = (BatchStatus.STARTING, BatchStatus.STORING)
 # Batches on their way: neither waiting to start nor ended.
 MOVING = (BatchStatus.STARTING, BatchStatus.RUNNING, BatchStatus.FINISHED, BatchStatus.STORING)
+# Runs that hold room at Apify (what the capacity governor counts), and runs not charged yet.
+IN_FLIGHT = (RunStatus.STARTING, RunStatus.RUNNING)
+UNCHARGED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.ENDED)
 
 
 def utcnow():
@@ -151,18 +168,13 @@ batches = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("apify_run_id", sa.Text),
     sa.Column("profiles_scraped", sa.Integer, nullable=False, default=0),
-    sa.Column("cost_usd", USD, nullable=False, default=0),
     sa.Column("error_message", sa.Text),
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("not_before", UTCDateTime),  # a queued batch waits until then (backoff)
     sa.Column("failures", sa.Integer, nullable=False, default=0),  # transient faults so far
-    sa.Column("run_status", sa.Text),  # Apify's status of the run once it ended
-    sa.Column("run_started_at", UTCDateTime),
-    sa.Column("run_checked_at", UTCDateTime),  # when the poller last asked Apify
-    sa.Column("run_cost_usd", USD, nullable=False, default=0),  # the last run's usage as recorded
-    sa.Column("cost_settled", sa.Boolean, nullable=False, default=False),
-    sa.Column("webhook_token_hash", sa.Text),
+    sa.Column("run_checked_at", UTCDateTime),  # when the batch's run was last heard of (finished: to store)
+    sa.Column("webhook_token_hash", sa.Text),  # of the token the current attempt's run carries
     sa.Column("items_read", sa.Integer, nullable=False, default=0),  # dataset offset stored so far
     sa.Column("male_count", sa.Integer, nullable=False, default=0),
     sa.Column("female_count", sa.Integer, nullable=False, default=0),
@@ -182,7 +194,8 @@ accounts = sa.Table(
     sa.Column("male_count", sa.Integer, nullable=False, default=0),
     sa.Column("female_count", sa.Integer, nullable=False, default=0),
     sa.Column("unknown_count", sa.Integer, nullable=False, default=0),
-    sa.Column("status", sa.Text, nullable=False, default=AccountStatus.PENDING),
+    sa.Column("status", sa.Text, nullable=False, default=ListStatus.PENDING),
+    sa.Column("cut_by", sa.Text),  # CutBy, when the status is cut
     sa.Column("reason", sa.Text),
     sa.Column("continuation", sa.Text),  # the actor's token or cursor to go on from
     sa.Column("runs", sa.Integer, nullable=False, default=0),
@@ -197,7 +210,8 @@ follower_lists = sa.Table(
     sa.Column("actor_id", sa.Text, nullable=False),
     sa.Column("requested", sa.Integer, nullable=False),
     sa.Column("scraped", sa.Integer, nullable=False, default=0),
-    sa.Column("status", sa.Text, nullable=False, default=AccountStatus.PENDING),
+    sa.Column("status", sa.Text, nullable=False, default=ListStatus.PENDING),
+    sa.Column("cut_by", sa.Text),  # CutBy, when the status is cut
     sa.Column("reason", sa.Text),
     sa.Column("job_id", sa.Uuid(as_uuid=False)),  # the job whose runs scrape it (the list outlives it)
     sa.Column("api_key_id", sa.BigInteger),  # whose job caused it to be stored
@@ -220,7 +234,38 @@ apify_capacity = sa.Table(
     sa.Column("lowered_cap", sa.Integer),  # after Apify refused a start, until lowered_until
     sa.Column("lowered_until", UTCDateTime),
     sa.Column("limits_checked_at", UTCDateTime),
+    sa.Column("runs_swept_at", UTCDateTime),  # the account's run list last swept for runs nobody recorded
     sa.Column("updated_at", UTCDateTime),
+)
+
+apify_runs = sa.Table(
+    "apify_runs", metadata,  # every run a batch may have started, until its cost is final (`store.ledger`)
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("run_id", sa.Text, unique=True),  # Apify's, once known
+    sa.Column("job_id", sa.Uuid(as_uuid=False), nullable=False),  # no foreign key: a run outlives its job
+    sa.Column("batch_index", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("api_key_id", sa.BigInteger),
+    sa.Column("status", sa.Text, nullable=False),  # RunStatus
+    sa.Column("charge_cap", USD),  # the run's maxTotalChargeUsd
+    sa.Column("max_items", sa.Integer),  # the run's maxItems
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),  # starting: looked for at Apify once this passes unrecorded
+    sa.Column("checked_at", UTCDateTime),  # running: when the poller last asked
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("run_status", sa.Text),  # Apify's, once it ended
+    sa.Column("cost_usd", USD),  # what the ledger holds for it
+)
+
+spend_ledger = sa.Table(
+    "spend_ledger", metadata,  # append-only: what each run cost, per key (`store.ledger`)
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("api_key_id", sa.BigInteger),
+    sa.Column("job_id", sa.Uuid(as_uuid=False)),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # run (its first figure) or settlement (the change to the final one)
+    sa.Column("usd", USD, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
 )
 
 results = sa.Table(
