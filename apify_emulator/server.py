@@ -350,9 +350,9 @@ class Run:
 
     def item_count(self, now: float) -> int:
         """Items in the dataset at `now`: it fills linearly while the run scrapes."""
-        elapsed = min(now, self.finish) - self.start
-        if self.scrape_s <= 0 or elapsed >= self.scrape_s:
+        if self.scrape_s <= 0 or min(now, self.finish) >= self.start + self.scrape_s:  # as `finish` was computed
             return self.total
+        elapsed = min(now, self.finish) - self.start
         return min(self.total, int(self.total * elapsed / self.scrape_s))
 
     def abort(self, now: float) -> None:
