@@ -5,13 +5,17 @@ from. The only module that writes an account's status and counters.
     from     to                          transition   trigger                                  fenced by
     -        pending                     insert       the job is created                       -
     pending  (counters, token)           add_chunk    a chunk of its followers was stored      the batch's lease
+    pending  private | not_found | cut   add_chunk    an error row of the actor names it       the batch's lease
     pending  pending (next token)        close_run    its run's pages are stored; it goes on   the batch's lease
     pending  complete | exhausted |      close_run    its run's pages are stored; it ended     the batch's lease
              private | not_found | cut
     pending  complete | as its list      close_served it was served from a stored list         the batch's lease
     pending  cut                         cut          its batch failed, its job stopped,       the batch's end /
                                                       the budget left no run for it            the stop
-    pending  pending (another batch)     reassign     the list it waited for was cut or went   the batch's lease
+    pending  pending (scraped instead)   reassign     the list it was to be served from was    the batch's lease
+                                                      cut short of its limit, went, or kept it
+                                                      waiting REUSE_WAIT_SECONDS (what it served
+                                                      so far is counted again by the scrape)
 
 A token is replaced only by `close_run`, once the run that used it succeeded and its pages are
 stored (or by a cursor row stored with the pages before it): a failed run leaves it, so a retry
@@ -146,10 +150,22 @@ def _end(conn, job_id, account, ending):
 
 
 def reassign(conn, job_id, moves):
-    """Accounts the job scrapes itself after all: `moves` [(account, batch_index, list_id)]."""
+    """Accounts the job scrapes itself after all: `moves` [(account, batch_index, list_id)]. What
+    a list they were served from gave them so far is forgotten (the scrape delivers it again;
+    the result rows stay, and `kept` with them). Returns the counts forgotten, summed (a Tally-
+    like row: scraped, male, female, unknown), for the batch that had served them."""
+    names = [name for name, _, _ in moves]
+    forgotten = conn.execute(sa.select(
+        sa.func.coalesce(sa.func.sum(a.scraped), 0).label("scraped"),
+        sa.func.coalesce(sa.func.sum(a.male_count), 0).label("male"),
+        sa.func.coalesce(sa.func.sum(a.female_count), 0).label("female"),
+        sa.func.coalesce(sa.func.sum(a.unknown_count), 0).label("unknown"))
+        .where(a.job_id == job_id, a.account.in_(names))).one()
     conn.execute(accounts.update().where(a.job_id == job_id, a.account == sa.bindparam("n"))
-                 .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False),
+                 .values(batch_index=sa.bindparam("i"), list_id=sa.bindparam("lid"), reused=False, scraped=0,
+                         male_count=0, female_count=0, unknown_count=0),
                  [{"n": name, "i": index, "lid": list_id} for name, index, list_id in moves])
+    return forgotten
 
 
 def lock(conn, job_id):

@@ -3,27 +3,34 @@ accounts at a time (or, for a batch of lists, accounts served from stored follow
 the fault policy: what a fault does to a batch. The only module that writes a batch's status,
 lease and tally.
 
-    from                   to                   transition  trigger                                fenced by
-    -                      queued               insert      the job is created; a rescrape         -
-    queued                 starting             claim       the governor has room; fair share      status, job active
-    starting               running              record_run  Apify accepted the start               attempt
-    starting (lease out)   running              adopt       the clock found the run at Apify       attempt
-    running                finished             finish      Apify's webhook or the poller          the run's id
-    finished | storing     storing              claim       a store task (a storing batch only     status, lease
-      (lease out)                                           once its lease ran out)
-    queued (lists)         storing              claim       a serve task; a list it waits for      status
-                                                            ended, or the wait ran out
-    held                   queued               hand_back   a refused start, a fault before the    attempt
-                                                            run, a failed run, a list that goes
-                                                            on; a serve to go on; the clock
-    storing                finished | running   hand_back   slice used up or a fault while         attempt
-                                                            storing; a store told too early
-    held                   succeeded | failed   end         all stored; given up (`decide`)        attempt
-    held                   cancelled            hand_back   any of the above after its job         attempt
-                                                            stopped
-    queued | running |     cancelled            close       its job stopped (the clock: any        the stop's lock
-    finished | storing                                      left over)
-    any                    (gone)               remove      its job deleted                        the deletion's lock
+    from                  to                   transition      trigger                              fenced by
+    -                     queued               insert          the job is created; a rescrape       -
+    queued                starting             claim           the governor has room; fair share    status, job active
+    starting              running              record_run      Apify accepted the start             attempt
+    running               finished             finish          Apify's webhook, or the poller       the run's id
+    finished | storing    storing              claim           a store task (a storing batch only   status, lease
+      (lease out)                                              once its holder's lease ran out)
+    queued (of lists)     storing              claim           a serve task: a list it waits for    status
+                                                               ended, or the wait ran out
+    held                  (tally)              add_tally       a chunk stored (or served)           attempt, job active
+                                               forget          served accounts scraped after all    attempt
+    held                  queued               hand_back       a refused start; a fault before the  attempt
+                                                               run (`decide`); a failed run; a list
+                                                               that goes on; a serve's slice ended
+    storing               finished | running   hand_back       a store's slice ended, or a fault    attempt
+                                                               while storing; told it ended early
+    held                  cancelled            hand_back       any of the above, its job stopped    attempt
+    held                  succeeded | failed   end             all stored; given up (`decide`)      attempt
+    queued | running |    cancelled            close           its job stopped                      the stop's locks
+      finished | storing
+    starting (lease out)  running              adopt           the clock found its run at Apify     attempt, job active
+    starting (lease out)  queued | cancelled   reclaim_start   the clock found no run (or one the   attempt
+                                                               batch cannot take)
+    storing (lease out)   finished | queued |  reclaim_stores  the clock: its holder died           lease
+                          cancelled
+    queued | running |    cancelled            close_left_over the clock: a stopped job's batch     job stopped
+      finished                                                 left waiting (none should be)
+    any                   (gone)               remove          its job deleted                      the deletion's locks
 
 A task holds a batch (under a lease it renews at every chunk) only while `starting` or
 `storing`; every change is a conditional UPDATE fenced by the attempt number, so a redelivered
@@ -199,6 +206,13 @@ def add_tally(conn, claim, tally, items_read, lease_seconds):
         profiles_scraped=b.profiles_scraped + tally.scraped, male_count=b.male_count + tally.male,
         female_count=b.female_count + tally.female, unknown_count=b.unknown_count + tally.unknown,
     )).rowcount)
+
+
+def forget(conn, claim, tally):
+    """Take back from the held batch's tally what it served accounts that are scraped after all."""
+    conn.execute(batches.update().where(held(claim)).values(
+        profiles_scraped=b.profiles_scraped - tally.scraped, male_count=b.male_count - tally.male,
+        female_count=b.female_count - tally.female, unknown_count=b.unknown_count - tally.unknown))
 
 
 def end(conn, claim, error_message=None):

@@ -451,8 +451,9 @@ def rescrape(conn, claim, names, batch_size, actor_id):
     lists.lock_planning(conn)
     created = lists.create(conn, claim.job_id, api_key_id, names, claim.per_account_limit, actor_id)
     batches.insert(conn, claim.job_id, first, BatchSource.APIFY, groups)
-    accounts.reassign(conn, claim.job_id, [(name, first + i, created[name])
-                                           for i, group in enumerate(groups) for name in group])
+    forgotten = accounts.reassign(conn, claim.job_id, [(name, first + i, created[name])
+                                                       for i, group in enumerate(groups) for name in group])
+    batches.forget(conn, claim, forgotten)
 
 
 # -- what the clock looks after ----------------------------------------------------------------------
