@@ -1,7 +1,5 @@
-"""Build utils/gender_data/names.tsv.gz, the given-name dictionary behind utils.gender.
-
-(A build script, run by hand when a source changes, longer than the modules it feeds because
-each source needs its own reading; its output is committed.)
+"""Build utils/gender_data/names.tsv.gz, the given-name dictionary behind utils.gender: a build
+script, run by hand when a source changes, with a reader for each source; its output is committed.
 
 Run from the repo root with the build-only packages installed in the venv:
 
