@@ -6,8 +6,8 @@ it (see stack.py).
 
 Postgres is the queue of record: a worker starts every queued batch of an active job it finds
 in its database, so a module that runs a worker shares it with no other module, and no test
-cleans up after another. Tests of the store alone (`db`) use a second database of the module's
-that no worker watches.
+cleans up after another. A test of the store alone (`db`) gets a database of its own, copied from
+a migrated template, or an SQLite file of its own.
 """
 import threading
 import os
@@ -174,14 +174,29 @@ def quiet_engine(quiet_postgres_url):
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_template():
+    """The name of a migrated Postgres database that tests' own databases are copied from."""
+    with throwaway_database("followsift_template") as url:
+        engine = store.make_engine(Settings(database_url=url))
+        store.migrate(engine)
+        engine.dispose()  # a template must have no one connected when it is copied
+        yield url.rsplit("/", 1)[1]
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def db(request, tmp_path):
-    """An engine on each supported database, migrated."""
-    if request.param == "postgresql":
-        return request.getfixturevalue("quiet_engine")
-    sqlite_engine = store.make_engine(Settings(instance_path=str(tmp_path)))
-    store.migrate(sqlite_engine)
-    return sqlite_engine
+    """An engine on each supported database, migrated, of this test's own: a test of the store
+    alone sees only what it wrote."""
+    if request.param == "sqlite":
+        sqlite_engine = store.make_engine(Settings(instance_path=str(tmp_path)))
+        store.migrate(sqlite_engine)
+        yield sqlite_engine
+        return
+    with throwaway_database("followsift_store", template=request.getfixturevalue("migrated_template")) as url:
+        engine = store.make_engine(Settings(database_url=url))
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -43,11 +43,12 @@ QUEUE = f"followsift-test-{uuid.uuid4().hex[:8]}"
 
 
 @contextmanager
-def throwaway_database(prefix="followsift_test"):
-    """A new, empty Postgres database for the duration of the block; yields its URL."""
+def throwaway_database(prefix="followsift_test", template=None):
+    """A new Postgres database for the duration of the block, empty or a copy of the database
+    `template` (which no one may be connected to); yields its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
+        conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
     try:
         yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:

@@ -250,8 +250,9 @@ def _each_follower_once_and_counters_equal_rows(conn, job_ids):
     for job in conn.execute(sa.select(jobs).where(jobs.c.job_id.in_(job_ids))).mappings():
         rows = by_job[job["job_id"]]
         assert job["profiles_kept"] == stored.get(job["job_id"], 0), "profiles_kept equals the result rows"
-        assert job["profiles_scraped"] == sum(row["scraped"] for row in rows), "scraped equals its accounts'"
-        assert job["profiles_scraped"] == job["male_count"] + job["female_count"] + job["unknown_count"]
+        for counter in ("scraped", "male_count", "female_count", "unknown_count"):
+            total = job["profiles_scraped" if counter == "scraped" else counter]
+            assert total == sum(row[counter] for row in rows), f"the job's {counter} equals its accounts'"
         for row in rows:
             assert row["status"] != "pending", f"{row['account']} of an ended job is still pending"
             assert row["kept"] == listed[job["job_id"]][row["account"]], f"{row['account']}: kept equals its rows"

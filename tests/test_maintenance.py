@@ -38,11 +38,9 @@ class Recorder:
 
 @pytest.fixture
 def idle(db):
+    """The test's own database, whose account's run list was swept for orphans just now."""
     with db.begin() as conn:
-        conn.execute(B.update().where(B.c.status.in_(store.schema.MOVING)).values(status="cancelled"))
-        conn.execute(J.update().where(J.c.status.in_(store.schema.ACTIVE_JOB_STATUSES)).values(status="cancelled"))
-        conn.execute(R.update().where(R.c.status.in_(store.schema.UNCHARGED)).values(status="void"))
-        conn.execute(store.schema.apify_capacity.update().values(runs_swept_at=store.utcnow()))  # swept just now
+        conn.execute(store.schema.apify_capacity.update().values(runs_swept_at=store.utcnow()))
     return db
 
 

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from celery_config import make_celery
-from conftest import authorised_client, cancel, forget_capacity, submit, wait_for_job
+from conftest import authorised_client, cancel, submit, wait_for_job
 from utils import metrics, store
 from utils.config import Settings
 
@@ -82,7 +82,6 @@ def test_queue_depth_is_the_length_of_the_celery_queue(redis_url, engine):
 
 
 def test_capacity_is_visible(quiet_engine, redis_url):
-    forget_capacity(quiet_engine)
     settings = Settings(apify_max_concurrent_runs=7)
     job_id, *_ = store.work.create_job(quiet_engine, api_key_id=None, usernames=["a", "b"], target_gender="any",
                                       min_confidence=0.0, total_scrape_count=2, per_account_limit=1, batch_size=1, actor_id="test/actor")
@@ -93,7 +92,6 @@ def test_capacity_is_visible(quiet_engine, redis_url):
     assert families["followsift_apify_runs_in_flight"].samples[0].value == room.in_flight
     waiting = {s.labels["job_id"]: s.value for s in families["followsift_batches_waiting"].samples}
     assert waiting[job_id] == 2
-    cancel(quiet_engine, job_id)
 
 
 def test_without_a_multiprocess_directory_the_process_registry_is_served(app):

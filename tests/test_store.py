@@ -34,19 +34,6 @@ def test_create_job_writes_job_and_batches(db):
     assert store.batches.batch_counts(db, [job_id]) == {job_id: {"queued": 3}}
 
 
-@pytest.fixture
-def idle(db):
-    """The store as if nothing else were going on (the database is the module's own, shared by
-    its tests): every other job stopped, the runs they left ended, the governor reset."""
-    with db.begin() as conn:
-        conn.execute(B.update().where(B.c.status.in_(store.schema.MOVING)).values(status="cancelled"))
-        conn.execute(J.update().where(J.c.status.in_(store.schema.ACTIVE_JOB_STATUSES)).values(status="cancelled"))
-        conn.execute(R.update().where(R.c.status.in_(store.schema.IN_FLIGHT)).values(status="void"))
-        conn.execute(store.schema.apify_capacity.update().values(account_cap=None, lowered_cap=None,
-                                                                 lowered_until=None, limits_checked_at=None))
-    return db
-
-
 def _start(db, settings=ROOMY):
     claim, _room = store.work.claim_start(db, settings)
     return claim
@@ -82,91 +69,91 @@ def _runs(db, job_id):
         return dict(conn.execute(sa.select(R.c.attempt, R.c.status).where(R.c.job_id == job_id)).all())
 
 
-def test_a_start_claims_the_first_waiting_batch_once_and_writes_the_attempt_down(idle):
-    job_id = _job(idle)
-    claim = _start(idle)
+def test_a_start_claims_the_first_waiting_batch_once_and_writes_the_attempt_down(db):
+    job_id = _job(db)
+    claim = _start(db)
     assert (claim.job_id, claim.batch_index, claim.accounts, claim.attempt) == (job_id, 0, ["a", "b"], 1)
     assert claim.max_items == 20 and claim.token and claim.tag == f"followsift/{job_id}/0/1"
-    assert _runs(idle, job_id) == {1: "starting"}, "written down before Apify is asked"
-    assert _start(idle).batch_index == 1
-    assert _start(idle) is None, "nothing left to start"
-    assert 15 < store.batches.lease_left(idle, job_id, 0) <= ROOMY.batch_lease_seconds
-    assert store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)["status"] == "processing"
+    assert _runs(db, job_id) == {1: "starting"}, "written down before Apify is asked"
+    assert _start(db).batch_index == 1
+    assert _start(db) is None, "nothing left to start"
+    assert 15 < store.batches.lease_left(db, job_id, 0) <= ROOMY.batch_lease_seconds
+    assert store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)["status"] == "processing"
 
 
-def test_the_governor_counts_every_run_that_may_be_going(idle):
-    _job(idle, accounts=list("abcdef"), batch_size=1)
+def test_the_governor_counts_every_run_that_may_be_going(db):
+    _job(db, accounts=list("abcdef"), batch_size=1)
     two = Settings(apify_max_concurrent_runs=2)
-    first, second = _start(idle, two), _start(idle, two)
+    first, second = _start(db, two), _start(db, two)
     assert first and second
-    claim, room = store.work.claim_start(idle, two)
+    claim, room = store.work.claim_start(db, two)
     assert claim is None and (room.in_flight, room.cap) == (2, 2)
     run = _id("R1")
-    assert store.work.record_run(idle, first, run, None)
-    store.work.refused(idle, second)
-    assert store.capacity.snapshot(idle, two).in_flight == 1, "a refused start holds no room"
-    assert store.work.run_ended(idle, run, "SUCCEEDED")
-    assert store.capacity.snapshot(idle, two).in_flight == 0, "a run that ended frees its slot"
+    assert store.work.record_run(db, first, run, None)
+    store.work.refused(db, second)
+    assert store.capacity.snapshot(db, two).in_flight == 1, "a refused start holds no room"
+    assert store.work.run_ended(db, run, "SUCCEEDED")
+    assert store.capacity.snapshot(db, two).in_flight == 0, "a run that ended frees its slot"
 
 
-def test_a_refusal_lowers_the_cap_for_a_while_and_the_account_limits_raise_it(idle):
-    _job(idle, accounts=list("abcdef"), batch_size=1)
+def test_a_refusal_lowers_the_cap_for_a_while_and_the_account_limits_raise_it(db):
+    _job(db, accounts=list("abcdef"), batch_size=1)
     settings = Settings()  # nothing configured: learn
-    assert store.capacity.snapshot(idle, settings).cap == settings.apify_fallback_max_runs
-    store.capacity.learn(idle, settings, {"max_runs": 32, "max_memory_gb": 16, "active_runs": 3,
+    assert store.capacity.snapshot(db, settings).cap == settings.apify_fallback_max_runs
+    store.capacity.learn(db, settings, {"max_runs": 32, "max_memory_gb": 16, "active_runs": 3,
                                           "memory_used_gb": 3.0}, ours=1)
     # other software runs 2 runs of 1 GB: 14 GB and 30 runs are left for us
-    assert store.capacity.snapshot(idle, settings).cap == 14
-    store.capacity.lower(idle, settings, in_flight=5)
-    assert store.capacity.snapshot(idle, settings).cap == 5
-    with idle.begin() as conn:
+    assert store.capacity.snapshot(db, settings).cap == 14
+    store.capacity.lower(db, settings, in_flight=5)
+    assert store.capacity.snapshot(db, settings).cap == 5
+    with db.begin() as conn:
         conn.execute(store.schema.apify_capacity.update().values(lowered_until=store.utcnow()))
-    assert store.capacity.snapshot(idle, settings).cap == 14
-    assert store.capacity.snapshot(idle, Settings(apify_memory_limit_mb=4096)).cap == 4
+    assert store.capacity.snapshot(db, settings).cap == 14
+    assert store.capacity.snapshot(db, Settings(apify_memory_limit_mb=4096)).cap == 4
 
 
-def test_the_next_start_goes_to_the_key_with_fewest_runs_then_the_job_with_fewest(idle):
-    one, two = (store.keys.api_key_id(idle, store.keys.create_api_key(idle, name)) for name in ("one", "two"))
-    many = [_job(idle, accounts=[f"m{i}"], batch_size=1, api_key_id=one) for i in range(3)]
+def test_the_next_start_goes_to_the_key_with_fewest_runs_then_the_job_with_fewest(db):
+    one, two = (store.keys.api_key_id(db, store.keys.create_api_key(db, name)) for name in ("one", "two"))
+    many = [_job(db, accounts=[f"m{i}"], batch_size=1, api_key_id=one) for i in range(3)]
     for job_id in many:
-        assert _start(idle).job_id == job_id, "one key alone: its jobs by runs in flight, then age"
-    other = _job(idle, accounts=["o1", "o2", "o3"], batch_size=1, api_key_id=two)
-    more = _job(idle, accounts=["x1", "x2"], batch_size=1, api_key_id=one)
-    assert _start(idle).job_id == other, "key two has no run in flight, key one three"
-    assert _start(idle).job_id == other, "one against three: key two again, however many jobs key one has"
-    assert _start(idle).job_id == other
-    assert _start(idle).job_id == more, "three each: the job with fewer runs in flight"
+        assert _start(db).job_id == job_id, "one key alone: its jobs by runs in flight, then age"
+    other = _job(db, accounts=["o1", "o2", "o3"], batch_size=1, api_key_id=two)
+    more = _job(db, accounts=["x1", "x2"], batch_size=1, api_key_id=one)
+    assert _start(db).job_id == other, "key two has no run in flight, key one three"
+    assert _start(db).job_id == other, "one against three: key two again, however many jobs key one has"
+    assert _start(db).job_id == other
+    assert _start(db).job_id == more, "three each: the job with fewer runs in flight"
 
 
-def test_a_start_whose_holder_died_goes_back_and_fences_the_old_holder(idle):
-    job_id = _job(idle)
-    old = _start(idle)
-    assert store.work.resolve_start(idle, job_id, old.batch_index, old.attempt, None) is False
-    assert _status(idle, job_id, 0) == "queued" and _runs(idle, job_id) == {1: "void"}
-    new = _start(idle)
+def test_a_start_whose_holder_died_goes_back_and_fences_the_old_holder(db):
+    job_id = _job(db)
+    old = _start(db)
+    assert store.work.resolve_start(db, job_id, old.batch_index, old.attempt, None) is False
+    assert _status(db, job_id, 0) == "queued" and _runs(db, job_id) == {1: "void"}
+    new = _start(db)
     assert (new.batch_index, new.attempt) == (0, 2)
     late = _id("OLD")
-    assert store.work.record_run(idle, old, late, None) is False
-    assert store.work.record_run(idle, new, _id("NEW"), None) is True
-    assert store.ledger.unwanted(idle, store.utcnow(), 10) == [late], "a late run is nobody's, to abort"
+    assert store.work.record_run(db, old, late, None) is False
+    assert store.work.record_run(db, new, _id("NEW"), None) is True
+    assert store.ledger.unwanted(db, store.utcnow(), 10) == [late], "a late run is nobody's, to abort"
 
 
-def test_a_start_found_at_apify_after_its_holder_died_is_adopted(idle):
-    job_id = _job(idle)
-    claim = _start(idle)
+def test_a_start_found_at_apify_after_its_holder_died_is_adopted(db):
+    job_id = _job(db)
+    claim = _start(db)
     found = _id("FOUND")
-    assert store.work.resolve_start(idle, job_id, claim.batch_index, claim.attempt, found) is True
-    assert _status(idle, job_id, 0) == "running" and _runs(idle, job_id) == {1: "running"}
-    assert store.work.run_ended(idle, found, "SUCCEEDED") == (job_id, 0)
+    assert store.work.resolve_start(db, job_id, claim.batch_index, claim.attempt, found) is True
+    assert _status(db, job_id, 0) == "running" and _runs(db, job_id) == {1: "running"}
+    assert store.work.run_ended(db, found, "SUCCEEDED") == (job_id, 0)
 
 
-def test_an_ended_run_is_marked_once_and_only_for_its_own_run(idle):
-    job_id = _job(idle)
+def test_an_ended_run_is_marked_once_and_only_for_its_own_run(db):
+    job_id = _job(db)
     run = _id("R1")
-    claim = _running(idle, job_id, run)
-    assert store.work.run_ended(idle, _id("OTHER"), "SUCCEEDED") is None
-    assert store.work.run_ended(idle, run, "SUCCEEDED") == (job_id, claim.batch_index)
-    assert store.work.run_ended(idle, run, "SUCCEEDED") is None
+    claim = _running(db, job_id, run)
+    assert store.work.run_ended(db, _id("OTHER"), "SUCCEEDED") is None
+    assert store.work.run_ended(db, run, "SUCCEEDED") == (job_id, claim.batch_index)
+    assert store.work.run_ended(db, run, "SUCCEEDED") is None
 
 
 def _row(pid, source="a"):
@@ -174,70 +161,70 @@ def _row(pid, source="a"):
             "is_private": None, "is_verified": None, "profile_pic_url": None, "sources": [source]}
 
 
-def test_a_store_tallies_each_chunk_and_the_last_batch_completes_the_job_once(idle):
-    job_id = _job(idle)
-    first = _finished(idle, job_id)
-    assert store.work.store_chunk(idle, first, Chunk([_row("p1")], Tally(3, 1, 1, 1)), 3, 60) == 1
-    assert store.work.store_chunk(idle, first, Chunk([_row("p1")], Tally(1, 1, 0, 0)), 4, 60) == 0
-    assert store.work.end_batch(idle, first) == "processing"
-    assert store.work.end_batch(idle, first) is None, "a duplicate delivery"
-    second = _finished(idle, job_id)
-    outcome = store.work.fault(idle, ROOMY.with_overrides({"batch_max_retries": 0}), second, Fault.RUN_FAILED,
+def test_a_store_tallies_each_chunk_and_the_last_batch_completes_the_job_once(db):
+    job_id = _job(db)
+    first = _finished(db, job_id)
+    assert store.work.store_chunk(db, first, Chunk([_row("p1")], Tally(3, 1, 1, 1)), 3, 60) == 1
+    assert store.work.store_chunk(db, first, Chunk([_row("p1")], Tally(1, 1, 0, 0)), 4, 60) == 0
+    assert store.work.end_batch(db, first) == "processing"
+    assert store.work.end_batch(db, first) is None, "a duplicate delivery"
+    second = _finished(db, job_id)
+    outcome = store.work.fault(db, ROOMY.with_overrides({"batch_max_retries": 0}), second, Fault.RUN_FAILED,
                                "Apify 503")
     assert outcome.job_status == "completed"
-    job = store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)
+    job = store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)
     assert (job["batches_done"], job["batches_failed"], job["profiles_scraped"], job["profiles_kept"]) == (2, 1, 4, 1)
     assert (job["male_count"], job["female_count"], job["unknown_count"]) == (2, 1, 1)
     assert job["error_message"] is None
-    page, _ = store.accounts.page(idle, job_id, 10)
+    page, _ = store.accounts.page(db, job_id, 10)
     assert [(a["account"], a["status"], a["cut_by"]) for a in page if a["account"] == "c"] == [("c", "cut", "failure")]
 
 
-def test_a_fenced_store_writes_nothing(idle):
-    job_id = _job(idle)
-    old = _finished(idle, job_id)
-    store.work.release(idle, old)
-    new = store.work.claim_store(idle, job_id, old.batch_index, 60)
+def test_a_fenced_store_writes_nothing(db):
+    job_id = _job(db)
+    old = _finished(db, job_id)
+    store.work.release(db, old)
+    new = store.work.claim_store(db, job_id, old.batch_index, 60)
     with pytest.raises(store.batches.LeaseLost):
-        store.work.store_chunk(idle, old, Chunk([], Tally(5)), 5, 60)
-    assert new.items_read == 0 and store.work.end_batch(idle, old) is None
+        store.work.store_chunk(db, old, Chunk([], Tally(5)), 5, 60)
+    assert new.items_read == 0 and store.work.end_batch(db, old) is None
 
 
-def test_a_store_whose_holder_died_is_handed_back_to_be_stored(idle):
-    job_id = _job(idle)
-    claim = _finished(idle, job_id)
-    with idle.begin() as conn:
+def test_a_store_whose_holder_died_is_handed_back_to_be_stored(db):
+    job_id = _job(db)
+    claim = _finished(db, job_id)
+    with db.begin() as conn:
         conn.execute(B.update().where(B.c.job_id == job_id).values(lease_expires_at=store.utcnow()))
-    assert store.work.reclaim_stores(idle) == [(job_id, claim.batch_index)]
-    assert _status(idle, job_id, claim.batch_index) == "finished"
+    assert store.work.reclaim_stores(db) == [(job_id, claim.batch_index)]
+    assert _status(db, job_id, claim.batch_index) == "finished"
 
 
-def test_a_retried_start_waits_out_its_delay(idle):
-    job_id = _job(idle, accounts=["a"])
-    claim = _start(idle)
-    outcome = store.work.fault(idle, ROOMY.with_overrides({"retry_backoff_seconds": 60}), claim, Fault.TRANSIENT,
+def test_a_retried_start_waits_out_its_delay(db):
+    job_id = _job(db, accounts=["a"])
+    claim = _start(db)
+    outcome = store.work.fault(db, ROOMY.with_overrides({"retry_backoff_seconds": 60}), claim, Fault.TRANSIENT,
                                "Apify 503")
-    assert outcome.start_after > 0 and _runs(idle, job_id) == {1: "void"}, "no run came of it"
-    assert _start(idle) is None, "not due yet"
-    with idle.begin() as conn:
+    assert outcome.start_after > 0 and _runs(db, job_id) == {1: "void"}, "no run came of it"
+    assert _start(db) is None, "not due yet"
+    with db.begin() as conn:
         conn.execute(B.update().where(B.c.job_id == job_id).values(not_before=store.utcnow()))
-    again = _start(idle)
+    again = _start(db)
     assert (again.failures, again.apify_run_id) == (1, None)
 
 
-def test_failing_a_job_closes_its_batches_but_the_one_being_started(idle):
-    job_id = _job(idle, accounts=list("abcdef"))
+def test_failing_a_job_closes_its_batches_but_the_one_being_started(db):
+    job_id = _job(db, accounts=list("abcdef"))
     run = _id("R1")
-    _running(idle, job_id, run)
-    held = _start(idle)
-    assert store.work.stop_job(idle, job_id, "failed", "Apify API error 401") == [run]
-    assert store.work.stop_job(idle, job_id, "failed", "again") is None
-    assert [_status(idle, job_id, i) for i in range(3)] == ["cancelled", "starting", "cancelled"]
-    assert store.work.record_run(idle, held, _id("R2"), None) is False
-    assert _status(idle, job_id, 1) == "cancelled", "its holder closed it"
-    job = store.jobs.get_job(idle, job_id, store.jobs.ALL_KEYS)
+    _running(db, job_id, run)
+    held = _start(db)
+    assert store.work.stop_job(db, job_id, "failed", "Apify API error 401") == [run]
+    assert store.work.stop_job(db, job_id, "failed", "again") is None
+    assert [_status(db, job_id, i) for i in range(3)] == ["cancelled", "starting", "cancelled"]
+    assert store.work.record_run(db, held, _id("R2"), None) is False
+    assert _status(db, job_id, 1) == "cancelled", "its holder closed it"
+    job = store.jobs.get_job(db, job_id, store.jobs.ALL_KEYS)
     assert job["status"] == "failed" and job["error_message"] == "Apify API error 401"
-    assert {a["status"] for a in store.accounts.page(idle, job_id, 10)[0]} == {"cut"}
+    assert {a["status"] for a in store.accounts.page(db, job_id, 10)[0]} == {"cut"}
 
 
 def test_delete_job_removes_everything_but_what_its_runs_cost(db):

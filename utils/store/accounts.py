@@ -195,6 +195,8 @@ def next_run(conn, job_id, batch_index):
 def own_lists(conn, job_id, names):
     """{account: (list_id, scraped)} of these accounts whose lists the job's own runs fill,
     locked (in account order) until the transaction ends."""
+    if not names:
+        return {}
     rows = conn.execute(sa.select(a.account, a.list_id, a.scraped).where(
         a.job_id == job_id, a.account.in_(names), a.reused.is_(False), a.list_id.is_not(None))
         .order_by(a.account).with_for_update()).all()

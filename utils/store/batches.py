@@ -198,6 +198,11 @@ def requeue_values(delay_seconds, error=None, failure=False):
                 error_message=error, apify_run_id=None, items_read=0)
 
 
+def restore_values(error):
+    """What a batch handed back after a fault while storing keeps: its run, its offset, a failure more."""
+    return dict(run_checked_at=utcnow(), failures=b.failures + 1, error_message=error)
+
+
 def add_tally(conn, claim, tally, items_read, lease_seconds):
     """A chunk of the held batch was stored: its tally and dataset offset, the lease renewed.
     False (nothing written) when the claim no longer holds the batch or its job stopped."""

@@ -3,8 +3,10 @@
     from               to                     transition   trigger                               fenced by
     -                  queued                 insert       POST /api/scrape-followers            the key's row (`store.work`)
     queued             processing             begin        its first batch is claimed            status = queued
-    queued|processing  (counters)             add_kept     a chunk stored new profiles           the batch's lease
-                                              roll         a batch ended: its tally              the batch's end (once)
+    queued|processing  (counters)             add_chunk    a chunk stored: followers scraped,    the batch's lease
+                                                           their genders, new profiles kept
+                                              take_back    served accounts scraped after all     the batch's lease
+                                              roll         a batch ended                         the batch's end (once)
                                               grow         accounts to scrape after all          the batch's lease
                                               add_cost     a run of the job was charged          the run's charge (once)
                                               flag_budget  the budget stopped a run              -
@@ -66,21 +68,30 @@ def begin(conn, job_id):
                                    j.api_key_id)).first()
 
 
-def add_kept(conn, job_id, count):
-    if count:
-        conn.execute(jobs.update().where(j.job_id == job_id)
-                     .values(profiles_kept=j.profiles_kept + count, updated_at=utcnow()))
+def add_chunk(conn, job_id, tally, kept):
+    """A chunk of the job's followers was stored: `tally` (scraped, male, female, unknown) and
+    `kept` new result rows. The counters move with every chunk, in its transaction, so they equal
+    what is stored at every moment, whatever stops the job later."""
+    conn.execute(jobs.update().where(j.job_id == job_id).values(
+        profiles_scraped=j.profiles_scraped + tally.scraped, male_count=j.male_count + tally.male,
+        female_count=j.female_count + tally.female, unknown_count=j.unknown_count + tally.unknown,
+        profiles_kept=j.profiles_kept + kept, updated_at=utcnow()))
 
 
-def roll(conn, job_id, tally, failed, error_message, why_empty):
-    """A batch of the job ended with `tally` (scraped, male, female, unknown): count it; the
-    last batch ends an active job, failed when every batch failed. `why_empty()` says why, for
-    a job that found nobody. Returns the job's status afterwards."""
+def take_back(conn, job_id, tally):
+    """What lists served accounts that the job scrapes after all (their scrape counts it again)."""
+    conn.execute(jobs.update().where(j.job_id == job_id).values(
+        profiles_scraped=j.profiles_scraped - tally.scraped, male_count=j.male_count - tally.male,
+        female_count=j.female_count - tally.female, unknown_count=j.unknown_count - tally.unknown))
+
+
+def roll(conn, job_id, failed, error_message, why_empty):
+    """A batch of the job ended: count it; the last batch ends an active job, failed when every
+    batch failed. `why_empty()` says why, for a job that found nobody. Returns the job's status
+    afterwards."""
     now = utcnow()
     job = conn.execute(jobs.update().where(j.job_id == job_id).values(
-        batches_done=j.batches_done + 1, batches_failed=j.batches_failed + int(failed),
-        profiles_scraped=j.profiles_scraped + tally.scraped, male_count=j.male_count + tally.male,
-        female_count=j.female_count + tally.female, unknown_count=j.unknown_count + tally.unknown, updated_at=now,
+        batches_done=j.batches_done + 1, batches_failed=j.batches_failed + int(failed), updated_at=now,
     ).returning(j.status, j.batches_done, j.batches_failed, j.total_batches, j.profiles_scraped)).first()
     if job.batches_done < job.total_batches or job.status not in ACTIVE_JOB_STATUSES:
         return job.status

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from utils import metrics
 from utils.store import cursors, jobs
+from utils.store.batches import Tally
 from utils.store.schema import results, utcnow
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -32,7 +33,7 @@ def write_profiles(engine, job_id, rows):
     that fill a job's results without a scrape)."""
     with engine.begin() as conn:
         new, _ = write_rows(conn, job_id, rows)
-        jobs.add_kept(conn, job_id, new)
+        jobs.add_chunk(conn, job_id, Tally(), new)
     metrics.profiles_kept(new)
     return new
 

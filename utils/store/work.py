@@ -268,7 +268,7 @@ def store_chunk(conn, claim, chunk, items_read, lease_seconds):
     if not batches.add_tally(conn, claim, chunk.tally, items_read, lease_seconds):
         raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
     new, kept = results.write_rows(conn, claim.job_id, chunk.rows)
-    jobs.add_kept(conn, claim.job_id, new)
+    jobs.add_chunk(conn, claim.job_id, chunk.tally, new)
     own = accounts.own_lists(conn, claim.job_id, sorted({account for account, _ in chunk.listed}))
     accounts.add_chunk(conn, claim.job_id, chunk.by_account, kept, chunk.errors, chunk.cursors)
     lists.add_pages(conn, chunk.listed, own)
@@ -328,8 +328,7 @@ def _end(conn, claim, error_message):
         accounts.cut(conn, claim.job_id, CutBy.FAILURE, error_message, batch_index=claim.batch_index)
     lists.end(conn, claim.job_id, claim.batch_index)
     metrics.batch_ended(failed, tally.scraped)
-    return jobs.roll(conn, claim.job_id, tally, failed, error_message,
-                     why_empty=lambda: accounts.summary(conn, claim.job_id))
+    return jobs.roll(conn, claim.job_id, failed, error_message, why_empty=lambda: accounts.summary(conn, claim.job_id))
 
 
 def _hold(conn, claim):
@@ -367,8 +366,7 @@ def _fail(conn, claim, error):
 def _retry(conn, claim, decision, error):
     _give_up_start(conn, claim)
     if decision.action is Action.RETRY_STORE:
-        batches.hand_back(conn, claim, B.FINISHED, run_checked_at=utcnow(), failures=batches.b.failures + 1,
-                          error_message=error)
+        batches.hand_back(conn, claim, B.FINISHED, **batches.restore_values(error))
     else:
         batches.hand_back(conn, claim, B.QUEUED, **batches.requeue_values(decision.delay, error, failure=True))
 
@@ -407,6 +405,12 @@ class Serve(enum.Enum):
     SERVE = "serve"  # its list ended and serves what it wants (or all there is)
     WAIT = "wait"  # its list is still being scraped for another job
     SCRAPE = "scrape"  # its list was cut short of what it wants, went, or took longer than the wait
+
+
+@atomic
+def serve_wanted(conn, settings):
+    """Whether a batch of lists is due and fewer than LISTS_SERVE_PARALLEL are being served."""
+    return batches.serving(conn) < settings.lists_serve_parallel and batches.serve_due(conn, settings.reuse_wait_seconds)
 
 
 @atomic
@@ -454,16 +458,17 @@ def rescrape(conn, claim, names, batch_size, actor_id):
     forgotten = accounts.reassign(conn, claim.job_id, [(name, first + i, created[name])
                                                        for i, group in enumerate(groups) for name in group])
     batches.forget(conn, claim, forgotten)
+    jobs.take_back(conn, claim.job_id, forgotten)
 
 
 # -- what the clock looks after ----------------------------------------------------------------------
 
 @atomic
 def resolve_start(conn, job_id, batch_index, attempt, found):
-    """A start attempt whose lease ran out with no run recorded: `found` is its run's id at
-    Apify, or None. A run found is registered, and the batch adopts
-    it when it still waits for it (else the run is nobody's: aborted and charged). A batch with
-    no run goes back to the queue, or closes when its job stopped. Returns whether it adopted."""
+    """A start attempt whose lease ran out with no run recorded: `found` is its run's id at Apify,
+    or None. A run found is registered, and the batch adopts it when it still waits for it (else
+    the run is nobody's: aborted and charged). A batch with no run goes back to the queue, or
+    closes when its job stopped. Returns whether it adopted the run."""
     adopted = found is not None and batches.adopt(conn, job_id, batch_index, attempt, found,
                                                    accounts.next_run(conn, job_id, batch_index)[0])
     if not adopted:
@@ -487,10 +492,4 @@ def found_run(conn, run_id, job_id, batch_index, attempt):
 
 purge_lists = atomic(lists.purge)
 reclaim_stores = atomic(batches.reclaim_stores)
-
-
-@atomic
-def serve_wanted(conn, settings):
-    """Whether a batch of lists is due and fewer than LISTS_SERVE_PARALLEL are being served."""
-    return batches.serving(conn) < settings.lists_serve_parallel and batches.serve_due(conn, settings.reuse_wait_seconds)
 close_left_over = atomic(batches.close_left_over)
