@@ -129,12 +129,13 @@ def _learn_limits(engine, settings, scraper):
 
 def purge(engine, settings, abort_runs):
     """Delete jobs created more than `RESULTS_TTL_DAYS` ago, with their batches and results,
-    then the follower lists that ended as long ago and no job reads any more. What their runs
-    cost stays in the ledger."""
+    the runs as old whose cost is final, then the follower lists that ended as long ago and no
+    job reads any more. What the runs cost stays in the spend ledger for good."""
     older_than = store.utcnow() - timedelta(days=settings.results_ttl_days)
     job_ids = store.jobs.expired_job_ids(engine, older_than)
     for job_id in job_ids:
         running = store.work.delete_job(engine, job_id)
         if running:
             abort_runs(running)
+    store.work.purge_runs(engine, older_than)
     return len(job_ids), store.work.purge_lists(engine, older_than)

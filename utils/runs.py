@@ -55,7 +55,10 @@ def on_webhook(engine, job_id, batch_index, token, payload):
         return Delivery.MALFORMED
     if batch.status == BatchStatus.STARTING:
         return Delivery.TOO_EARLY
-    if store.work.run_ended(engine, payload["runId"], payload["status"]) is None:
+    run_id = payload["runId"]
+    if store.ledger.unknown(engine, [run_id]):  # the token names the attempt: a run of it nobody recorded
+        store.work.found_run(engine, run_id, job_id, batch_index, batch.attempts)
+    if store.work.run_ended(engine, run_id, payload["status"]) is None:
         return Delivery.ALREADY
     metrics.run_end_detected("webhook")
     return Delivery.FINISHED

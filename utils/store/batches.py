@@ -408,9 +408,9 @@ def apify_batches(conn, job_id):
 
 
 def run_of(engine, job_id, batch_index):
-    """(status, apify_run_id, webhook_token_hash) of a batch, or None."""
+    """(status, attempts, apify_run_id, webhook_token_hash) of a batch, or None."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(b.status, b.apify_run_id, b.webhook_token_hash)
+        return conn.execute(sa.select(b.status, b.attempts, b.apify_run_id, b.webhook_token_hash)
                             .where(b.job_id == job_id, b.batch_index == batch_index)).first()
 
 

@@ -21,8 +21,9 @@ def decode(kind, cursor):
 
 
 def is_uuid(value):
+    """Whether `value` is a UUID in its canonical form, the only one Postgres takes for a uuid
+    (Python would take `urn:uuid:…`, braces and no hyphens too)."""
     try:
-        uuid.UUID(str(value))
+        return str(uuid.UUID(str(value))) == str(value).lower()
     except ValueError:
         return False
-    return True

@@ -7,13 +7,15 @@ each one cost. The only module that writes a run's status and the ledger.
                                             its worker died (the run's tag names the attempt)
     starting          void      void        no run came of it (refused, budget, not found)   status = starting
     void              running   register    a start given up for lost made a run after all   no run id yet
-    -                 running   register    a run we did not expect (a late start, a         run_id unique
-                                            webhook naming an unrecorded run)
+    -                 running   register    a run we did not expect (a late start; one the   run_id unique
+                                            clock's sweep or a webhook found unrecorded)
     running           ended     end         Apify's webhook or the poller say it ended       status = running
     running | ended   charged   charge      its usage read after it ended (the store, or     status not charged yet
                                             the clock for runs no batch stores)
     charged           settled   settle      its usage read again APIFY_COST_SETTLE_SECONDS   status = charged
                                             later (the first figure can be preliminary)
+    settled | void    (gone)    purge       older than RESULTS_TTL_DAYS (what it cost stays  -
+                                            in spend_ledger for good)
 
 Every start attempt is written down before Apify is asked, so a run is never lost: the clock
 looks for an unrecorded one by its tag in the account's run list, and a run no batch holds any
@@ -105,6 +107,12 @@ def settle(conn, run_id, final_usd):
         return None
     _append(conn, run, run_id, "settlement", final_usd - recorded, now)
     return run.job_id, final_usd - recorded
+
+
+def purge(conn, older_than):
+    """Forget the runs whose story ended before `older_than` (their cost is in the ledger for good)."""
+    return conn.execute(apify_runs.delete().where(r.status.in_((R.SETTLED, R.VOID)),
+                                                  r.created_at < older_than)).rowcount
 
 
 def _append(conn, run, run_id, kind, usd, now):

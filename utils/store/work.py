@@ -491,5 +491,6 @@ def found_run(conn, run_id, job_id, batch_index, attempt):
 
 
 purge_lists = atomic(lists.purge)
+purge_runs = atomic(ledger.purge)
 reclaim_stores = atomic(batches.reclaim_stores)
 close_left_over = atomic(batches.close_left_over)
