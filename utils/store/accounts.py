@@ -63,20 +63,43 @@ def insert(conn, job_id, account_batches, per_account_limit, lists, reused):
 
 def add_chunk(conn, job_id, tallies, kept, errors, cursors_seen):
     """Add a chunk's per-account counts ({account: Tally}) and new result rows ({account: n}),
-    note what its error rows say (an account's first ending stands) and the cursors it carried."""
-    if tallies:
-        conn.execute(
-            accounts.update().where(a.job_id == job_id, a.account == sa.bindparam("acct")).values(
-                scraped=a.scraped + sa.bindparam("s"), kept=a.kept + sa.bindparam("k"),
-                male_count=a.male_count + sa.bindparam("m"), female_count=a.female_count + sa.bindparam("f"),
-                unknown_count=a.unknown_count + sa.bindparam("u")),
-            [{"acct": acct, "s": c.scraped, "k": kept.get(acct, 0), "m": c.male, "f": c.female, "u": c.unknown}
-             for acct, c in tallies.items()])
+    note what its error rows say (an account's first ending stands) and the cursors it carried.
+    Returns {account: (list_id, position)} of the accounts whose lists the job's own runs fill:
+    where the chunk's followers go in their lists (the count before the chunk)."""
+    rows = [(acct, c.scraped, kept.get(acct, 0), c.male, c.female, c.unknown) for acct, c in sorted(tallies.items())]
+    added = _add_counts(conn, job_id, rows) if rows else []
     for error in errors:
         _end(conn, job_id, error.account, Ending(error.status, error.cut_by, error.reason))
     for account, cursor in cursors_seen.items():
         conn.execute(accounts.update().where(a.job_id == job_id, a.account == account, a.status == S.PENDING)
                      .values(continuation=cursor))
+    return {account: (list_id, position) for account, list_id, position, reused in added
+            if list_id is not None and not reused}
+
+
+_ADD_COUNTS = sa.text("""
+    update scrape_accounts a
+    set scraped = a.scraped + v.s, kept = a.kept + v.k, male_count = a.male_count + v.m,
+        female_count = a.female_count + v.f, unknown_count = a.unknown_count + v.u
+    from unnest(cast(:accounts as text[]), cast(:s as int[]), cast(:k as int[]), cast(:m as int[]),
+                cast(:f as int[]), cast(:u as int[])) as v (account, s, k, m, f, u)
+    where a.job_id = :job and a.account = v.account
+    returning a.account, a.list_id, a.scraped - v.s, a.reused""")
+
+
+def _add_counts(conn, job_id, rows):
+    """[(account, list_id, count before, reused)] after adding `rows` [(account, scraped, kept,
+    male, female, unknown)]: one statement on Postgres."""
+    if conn.dialect.name == "postgresql":
+        columns = dict(zip(("accounts", "s", "k", "m", "f", "u"), map(list, zip(*rows))))
+        return conn.execute(_ADD_COUNTS, {"job": str(job_id), **columns}).all()
+    added = []
+    for account, scraped, kept, male, female, unknown in rows:
+        added += conn.execute(accounts.update().where(a.job_id == job_id, a.account == account).values(
+            scraped=a.scraped + scraped, kept=a.kept + kept, male_count=a.male_count + male,
+            female_count=a.female_count + female, unknown_count=a.unknown_count + unknown,
+        ).returning(a.account, a.list_id, a.scraped - scraped, a.reused)).all()
+    return added
 
 
 def close_run(conn, job_id, batch_index, run_accounts, *, tokens, quota, items, run_cap, budget_cut):
@@ -190,17 +213,6 @@ def next_run(conn, job_id, batch_index):
     if going_on:
         return [going_on[0].account], going_on[0].continuation, max(1, going_on[0][2])
     return [row.account for row in pending], None, max(1, sum(max(0, row[2]) for row in pending))
-
-
-def own_lists(conn, job_id, names):
-    """{account: (list_id, scraped)} of these accounts whose lists the job's own runs fill,
-    locked (in account order) until the transaction ends."""
-    if not names:
-        return {}
-    rows = conn.execute(sa.select(a.account, a.list_id, a.scraped).where(
-        a.job_id == job_id, a.account.in_(names), a.reused.is_(False), a.list_id.is_not(None))
-        .order_by(a.account).with_for_update()).all()
-    return {row.account: (row.list_id, row.scraped) for row in rows}
 
 
 def to_serve(conn, job_id, batch_index):

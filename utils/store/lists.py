@@ -159,8 +159,8 @@ def create(conn, job_id, api_key_id, names, limit, actor_id):
 
 def add_pages(conn, listed, own):
     """Append a stored chunk's followers ([(account, row)], rows with their gender as inferred)
-    to the lists the job's own runs fill (`own` {account: (list_id, followers so far)}, from
-    `store.accounts.own_lists`): one page a list, from the position its account has reached."""
+    to the lists the job's own runs fill (`own` {account: (list_id, position)}, from
+    `store.accounts.add_chunk`): one page a list, from the position its account had reached."""
     by_account = {}
     for account, row in listed:
         by_account.setdefault(account, []).append([row[name] for name in PROFILE])

@@ -269,9 +269,8 @@ def store_chunk(conn, claim, chunk, items_read, lease_seconds):
         raise LeaseLost(f"batch {claim.batch_index} of job {claim.job_id} is no longer held")
     new, kept = results.write_rows(conn, claim.job_id, chunk.rows)
     jobs.add_chunk(conn, claim.job_id, chunk.tally, new)
-    own = accounts.own_lists(conn, claim.job_id, sorted({account for account, _ in chunk.listed}))
-    accounts.add_chunk(conn, claim.job_id, chunk.by_account, kept, chunk.errors, chunk.cursors)
-    lists.add_pages(conn, chunk.listed, own)
+    positions = accounts.add_chunk(conn, claim.job_id, chunk.by_account, kept, chunk.errors, chunk.cursors)
+    lists.add_pages(conn, chunk.listed, positions)
     metrics.profiles_kept(new)
     return new
 
