@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-from stack import QUEUE, Emulator, Worker, service_env, throwaway_database  # noqa: E402
+from stack import QUEUE, Beat, Emulator, Worker, service_env, throwaway_database  # noqa: E402
 
 os.environ["CELERY_QUEUE"] = QUEUE  # this run's apps and workers on their own queue
 
@@ -36,7 +36,8 @@ UNLIMITED = {"RATE_LIMIT_CREATE": "1000000/second", "RATE_LIMIT_READ": "1000000/
 
 @contextmanager
 def stack(workers=0, concurrency=2, log_dir="/tmp"):
-    """Yield (env, emulator, workers) on a fresh database and an empty Redis database."""
+    """Yield (env, emulator, workers) on a fresh database and an empty Redis database; with
+    workers, the clock too (it notices runs that ended, as the Procfile's `clock:` does)."""
     redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
     emulator = Emulator("--wait-cap", "0.2")
     started = []
@@ -45,12 +46,12 @@ def stack(workers=0, concurrency=2, log_dir="/tmp"):
             env = service_env(database_url, BENCH_REDIS_URL, emulator.url, **UNLIMITED)
             _migrate(database_url)
             started = [Worker(env, f"{log_dir}/bench-worker-{i}.log", concurrency) for i in range(workers)]
-            yield env, emulator, started
-            for worker in started:
-                worker.stop()
+            if workers:
+                started.append(Beat(env, f"{log_dir}/bench-clock.log"))
+            yield env, emulator, started[:workers]
     finally:
-        for worker in started:
-            worker.stop()
+        for process in started:
+            process.stop()
         emulator.stop()
         redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
 
