@@ -182,13 +182,6 @@ def month_spend(conn, api_key_id, since):
     return float(spent) + float(unread) + jobs.reserved(conn, api_key_id)
 
 
-def spent(engine, api_key_id, since=None):
-    """The key's ledger total (since `since`)."""
-    where = [s.api_key_id == api_key_id] + ([s.recorded_at >= since] if since is not None else [])
-    with engine.connect() as conn:
-        return float(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(s.usd), 0)).where(*where)).scalar())
-
-
 def lost_starts(engine, grace_seconds):
     """Start attempts whose lease ran out `grace_seconds` ago with no run recorded:
     [(job_id, batch_index, attempt, created_at)], to be looked for at Apify."""

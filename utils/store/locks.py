@@ -42,7 +42,6 @@ def atomic(work):
                 if attempt + 1 == DEADLOCK_RETRIES or not _rolled_back(exc):
                     raise
                 time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
-    run.in_transaction = work  # the same work inside a transaction the caller holds
     return run
 
 
